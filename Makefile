@@ -1,0 +1,31 @@
+# Entry points: `make demo` (the example daily DAG against the sandbox) and `make test`
+# (the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
+PYTHON ?= python3.11
+AIRFLOW_VERSION ?= 3.3.2
+VENV ?= .venv
+CONSTRAINTS ?= constraints/airflow-$(AIRFLOW_VERSION).txt
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+
+.PHONY: venv test lint demo bench stack-test clean
+
+$(STAMP): setup.cfg pyproject.toml $(wildcard $(CONSTRAINTS))
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS)) \
+	    "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info demo-output .airflow-demo

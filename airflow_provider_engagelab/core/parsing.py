@@ -1,0 +1,284 @@
+"""Response parsing: the envelope, error-code mapping, per-journey errors and flat rows."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_engagelab.core.planning import PlannedCall
+from airflow_provider_engagelab.core.query import StatsType, TimeUnit
+from airflow_provider_engagelab.exceptions import (
+    EngageLabAuthError,
+    EngageLabBadRequestError,
+    EngageLabError,
+    EngageLabJourneyNotFoundError,
+    EngageLabProjectNotFoundError,
+    EngageLabRateLimitError,
+    EngageLabResponseError,
+    EngageLabServerError,
+)
+
+#: What each API code means, for error messages and per-journey error reports.
+CODE_MEANINGS: dict[int, str] = {
+    40050: "authorization invalid: check the connection's API Key and API Secret",
+    55110: "too many requests: rate limit exceeded",
+    40001: "invalid HTTP parameter: a required query parameter is missing or invalid",
+    40002: "invalid business parameter: format, enum or type validation failed",
+    50034: "project does not exist: the project bound to the API key does not exist",
+    -1: "internal server error",
+    50202: "journey does not exist or belongs to another project",
+    50217: "invalid time range: start_time after end_time, or more than 31 days",
+    50219: "the number of journey IDs exceeds 100",
+    50220: "invalid time_unit: only HOUR and DAY",
+    50221: "invalid journey_id format",
+}
+
+_CODE_CLASSES: dict[int, type[EngageLabError]] = {
+    40050: EngageLabAuthError,
+    55110: EngageLabRateLimitError,
+    -1: EngageLabServerError,
+    50034: EngageLabProjectNotFoundError,
+    50202: EngageLabJourneyNotFoundError,
+    40001: EngageLabBadRequestError,
+    40002: EngageLabBadRequestError,
+    50217: EngageLabBadRequestError,
+    50219: EngageLabBadRequestError,
+    50220: EngageLabBadRequestError,
+    50221: EngageLabBadRequestError,
+}
+
+_INT = "int"
+_NUM = "number"
+_STR = "str"
+
+#: Detail fields of each endpoint, in the contract's order, with their JSON types.
+DETAIL_FIELDS: dict[StatsType, tuple[tuple[str, str], ...]] = {
+    StatsType.JOURNEY: (
+        ("time", _STR),
+        ("entry_count", _INT),
+        ("conversion_count", _INT),
+        ("completion_count", _INT),
+        ("early_exit_count", _INT),
+        ("in_progress_count", _INT),
+    ),
+    StatsType.MESSAGE: (
+        ("component_id", _INT),
+        ("component_name", _STR),
+        ("channel", _STR),
+        ("time", _STR),
+        ("entry_count", _INT),
+        ("plan_count", _INT),
+        ("send_count", _INT),
+        ("delivery_count", _INT),
+        ("impression_count", _INT),
+        ("open_count", _INT),
+        ("click_count", _INT),
+        ("conversion_count", _INT),
+        ("revenue_count", _INT),
+        ("revenue_amount", _NUM),
+    ),
+    StatsType.WEBHOOK: (
+        ("component_id", _INT),
+        ("component_name", _STR),
+        ("time", _STR),
+        ("entry_count", _INT),
+        ("send_count", _INT),
+        ("send_failure_count", _INT),
+    ),
+}
+
+#: Columns of a flat row, in order: used by CSV and Parquet writers.
+COLUMNS: dict[StatsType, tuple[str, ...]] = {
+    stype: ("journey_id", "time_unit") + tuple(name for name, _ in fields)
+    for stype, fields in DETAIL_FIELDS.items()
+}
+
+_TIME_RE = {
+    TimeUnit.DAY: re.compile(r"^\d{4}-\d{2}-\d{2}$"),
+    TimeUnit.HOUR: re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}$"),
+}
+
+
+@dataclass(frozen=True)
+class JourneyError:
+    """A journey the API could not report on, inside a successful call."""
+
+    journey_id: int
+    error_code: int
+
+    @property
+    def meaning(self) -> str:
+        """What the code means."""
+        return CODE_MEANINGS.get(self.error_code, "unknown error code")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form for XCom and logs."""
+        return {"journey_id": self.journey_id, "error_code": self.error_code, "meaning": self.meaning}
+
+
+@dataclass
+class ParsedResponse:
+    """Rows and per-journey errors of one successful call."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[JourneyError] = field(default_factory=list)
+
+
+def error_for(
+    code: int | None, message: str, status: int | None, *, retry_after: float | None = None
+) -> EngageLabError:
+    """Map an API ``code`` (or, without one, the HTTP status) to its exception."""
+    cls: type[EngageLabError]
+    if code is not None and code in _CODE_CLASSES:
+        cls = _CODE_CLASSES[code]
+    elif status == 401:
+        cls = EngageLabAuthError
+    elif status == 429:
+        cls = EngageLabRateLimitError
+    elif status is not None and status >= 500:
+        cls = EngageLabServerError
+    elif status is not None and 400 <= status < 500:
+        cls = EngageLabBadRequestError
+    else:
+        cls = EngageLabResponseError
+    meaning = CODE_MEANINGS.get(code) if code is not None else None
+    text = message if not meaning or meaning.lower().startswith(message.lower().rstrip(".")) else (
+        f"{message} ({meaning})"
+    )
+    err = cls(text or meaning or "request failed", code=code, status=status)
+    err.retry_after = retry_after
+    return err
+
+
+def _snippet(body: bytes) -> str:
+    text = body[:200].decode("utf-8", "replace")
+    return " ".join(text.split()) or "<empty body>"
+
+
+def parse_response(
+    call: PlannedCall,
+    status: int,
+    body: bytes,
+    *,
+    retry_after: float | None = None,
+) -> ParsedResponse:
+    """Turn one HTTP answer into rows and journey errors, or raise the mapped error.
+
+    :param call: the request this answers (for the checks that rows belong to it).
+    :param status: the HTTP status code.
+    :param body: the raw response body.
+    :param retry_after: the parsed ``Retry-After`` header, if any.
+    """
+    try:
+        payload = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("code"), int):
+        if status in (401, 429) or status >= 500 or 400 <= status < 500:
+            raise error_for(None, f"non-JSON error response: {_snippet(body)}", status,
+                            retry_after=retry_after)
+        # A 200 (or other 2xx/3xx) without a valid envelope: truncated or replaced by a
+        # proxy on the way. A retry can help.
+        raise EngageLabResponseError(
+            f"invalid response from {call.endpoint}: expected a JSON envelope with an integer "
+            f"'code', got: {_snippet(body)}",
+            status=status,
+            retryable=True,
+        )
+    code = payload["code"]
+    message = str(payload.get("message") or "")
+    if code != 0 or status >= 400:
+        if code == 0:
+            code = None  # an HTTP error with a success code: trust the HTTP status
+        raise error_for(code, message, status, retry_after=retry_after)
+    if not 200 <= status < 300:
+        raise EngageLabResponseError(
+            f"unexpected HTTP {status} from {call.endpoint} (redirects are not followed)",
+            status=status,
+        )
+    return _parse_data(call, payload.get("data"), status)
+
+
+def _bad(call: PlannedCall, status: int, what: str) -> EngageLabResponseError:
+    return EngageLabResponseError(f"invalid response for {call.describe()}: {what}", status=status)
+
+
+def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
+    if not isinstance(data, list):
+        raise _bad(call, status, "'data' is not a list")
+    result = ParsedResponse()
+    requested = set(call.journey_ids)
+    answered: set[int] = set()
+    malformed = 0
+    fields = DETAIL_FIELDS[call.stats_type]
+    unit = call.time_unit.value
+    time_re = _TIME_RE[call.time_unit]
+    first, last = call.start.isoformat(), call.end.isoformat()
+    for entry in data:
+        if not isinstance(entry, dict):
+            raise _bad(call, status, "an entry of 'data' is not an object")
+        jid = entry.get("journey_id")
+        error_code = entry.get("error_code", 0)
+        if type(jid) is not int or type(error_code) is not int:
+            raise _bad(call, status, f"entry with journey_id={jid!r} error_code={error_code!r}")
+        if jid == -1:
+            malformed += 1
+        elif jid not in requested:
+            raise _bad(call, status, f"journey {jid} was not requested")
+        elif jid in answered:
+            raise _bad(call, status, f"journey {jid} is answered twice")
+        else:
+            answered.add(jid)
+        if error_code != 0:
+            result.errors.append(JourneyError(jid, error_code))
+            continue
+        entry_unit = entry.get("time_unit", unit)
+        if entry_unit != unit:
+            raise _bad(call, status, f"journey {jid} has time_unit {entry_unit!r}, asked {unit}")
+        detail = entry.get("detail")
+        if detail is None:
+            detail = []
+        if not isinstance(detail, list):
+            raise _bad(call, status, f"journey {jid}: 'detail' is not a list")
+        for row in detail:
+            result.rows.append(_flatten(call, status, jid, unit, row, fields, time_re, first, last))
+    missing = [j for j in call.journey_ids if j not in answered]
+    if len(missing) > malformed:
+        shown = ", ".join(str(j) for j in missing[:10])
+        raise _bad(call, status, f"no entry for requested journey(s) {shown}")
+    return result
+
+
+def _flatten(
+    call: PlannedCall,
+    status: int,
+    jid: int,
+    unit: str,
+    row: Any,
+    fields: tuple[tuple[str, str], ...],
+    time_re: re.Pattern[str],
+    first: str,
+    last: str,
+) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise _bad(call, status, f"journey {jid}: a detail row is not an object")
+    for name, kind in fields:
+        value = row.get(name)
+        vtype = type(value)
+        if kind == _INT:
+            ok = vtype is int
+        elif kind == _NUM:
+            ok = vtype is int or vtype is float
+        else:
+            ok = vtype is str
+        if not ok:
+            got = "missing" if name not in row else f"{value!r} ({vtype.__name__})"
+            raise _bad(call, status, f"journey {jid}: detail field {name!r} must be {kind}, got {got}")
+    t = row["time"]
+    if not time_re.match(t) or not first <= t[:10] <= last:
+        raise _bad(call, status, f"journey {jid}: time {t!r} is not a {unit} bucket in {first}..{last}")
+    flat: dict[str, Any] = {"journey_id": jid, "time_unit": unit}
+    flat.update(row)
+    return flat

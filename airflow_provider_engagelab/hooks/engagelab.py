@@ -1,0 +1,296 @@
+"""Hooks for the EngageLab Marketing Automation journey statistics API."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+
+from airflow_provider_engagelab._provider_info import UI_FIELD_BEHAVIOUR
+from airflow_provider_engagelab.core.connection import ResolvedConnection, resolve_connection
+from airflow_provider_engagelab.core.defaults import DEFAULT_HOST
+from airflow_provider_engagelab.core.parsing import ParsedResponse, parse_response
+from airflow_provider_engagelab.core.planning import PlannedCall, plan_calls
+from airflow_provider_engagelab.core.query import StatsQuery, build_query
+from airflow_provider_engagelab.core.retry import (
+    Pacer,
+    budget_exhausted,
+    parse_retry_after,
+    retry_kwargs,
+)
+from airflow_provider_engagelab.core.settings import TUNING_KEYS
+from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
+from airflow_provider_engagelab.exceptions import (
+    EngageLabAuthError,
+    EngageLabError,
+    EngageLabJourneyNotFoundError,
+    EngageLabTransportError,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_engagelab.hooks._async import EngageLabAsyncHook as EngageLabAsyncHook
+
+__all__ = ["EngageLabHook", "EngageLabAsyncHook"]
+
+
+def _mask(*secrets: str) -> None:
+    """Register values with Airflow's secrets masker (task and supervisor logs)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # Airflow 3.0
+        from airflow.sdk.execution_time.secrets_masker import mask_secret
+    for secret in secrets:
+        if secret:
+            mask_secret(secret)
+
+
+def _transport_error(exc: requests.RequestException, call: PlannedCall, timeout: float) -> EngageLabError:
+    if isinstance(exc, requests.Timeout):
+        text = f"timed out after {timeout:g}s calling {call.describe()}"
+    else:
+        reason = str(exc).split("\n")[0][:200]
+        text = f"connection failed calling {call.describe()}: {type(exc).__name__}: {reason}"
+    return EngageLabTransportError(text)
+
+
+class EngageLabHook(HttpHook):
+    """Read journey statistics from EngageLab with retries, pacing and concurrency.
+
+    The Connection (type ``engagelab``) holds the API base URL in Host (default
+    ``https://ma-api.engagelab.com``), the API Key in Login and the API Secret in Password.
+    Optional Extra keys: ``timeout``, ``max_retries``, ``max_retry_wait``,
+    ``max_concurrent_requests``, ``requests_per_second`` (see the README).
+
+    :param engagelab_conn_id: the Airflow Connection to use.
+    """
+
+    conn_name_attr = "engagelab_conn_id"
+    default_conn_name = "engagelab_default"
+    conn_type = "engagelab"
+    hook_name = "EngageLab"
+    default_host = DEFAULT_HOST
+
+    def __init__(self, engagelab_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(method="GET", http_conn_id=engagelab_conn_id, **kwargs)
+        self.engagelab_conn_id = engagelab_conn_id
+        self._resolved: ResolvedConnection | None = None
+        self._local = threading.local()
+        self._pacer: Pacer | None = None
+
+    # ------------------------------------------------------------------ connection
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Form layout for Airflow versions that ask the hook (before 3.2)."""
+        return copy.deepcopy(UI_FIELD_BEHAVIOUR)
+
+    @property
+    def resolved(self) -> ResolvedConnection:
+        """The validated Connection (fetched once per hook)."""
+        if self._resolved is None:
+            conn = self.get_connection(self.engagelab_conn_id)
+            resolved = resolve_connection(
+                host=conn.host,
+                schema=conn.schema,
+                port=conn.port,
+                login=conn.login,
+                password=conn.password,
+                extra=conn.extra_dejson,
+            )
+            _mask(resolved.api_secret, resolved.basic_token)
+            self._resolved = resolved
+            self._pacer = Pacer(resolved.settings.requests_per_second)
+        return self._resolved
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """A requests session with Basic auth; our tuning extras are not sent as headers."""
+        resolved = self.resolved
+        session = super().get_conn(headers, extra_options)
+        for key in TUNING_KEYS:
+            session.headers.pop(key, None)
+        self.base_url = resolved.base_url
+        return session
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self.get_conn()
+            self._local.session = session
+        return session
+
+    # ------------------------------------------------------------------ transport
+    def _request_once(self, call: PlannedCall) -> ParsedResponse:
+        resolved = self.resolved
+        assert self._pacer is not None
+        delay = self._pacer.reserve()
+        if delay > 0:
+            time.sleep(delay)
+        timeout = resolved.settings.timeout
+        try:
+            response = self._session().get(
+                resolved.base_url + call.endpoint,
+                params=call.params(),
+                timeout=timeout,
+                allow_redirects=False,
+            )
+            body = response.content
+        except requests.RequestException as exc:
+            raise _transport_error(exc, call, timeout) from None
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return parse_response(call, response.status_code, body, retry_after=retry_after)
+
+    def _log_retry(self, call: PlannedCall) -> Any:
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0
+            self.log.warning(
+                "EngageLab call %s failed (attempt %d): %s; retrying in %.1fs",
+                call.describe(), state.attempt_number, exc, wait,
+            )
+
+        return before_sleep
+
+    def fetch_call(self, call: PlannedCall) -> tuple[ParsedResponse, int]:
+        """Run one planned call with retries; return its parsed answer and the attempts made."""
+        settings = self.resolved.settings
+        retrying = tenacity.Retrying(**retry_kwargs(settings, before_sleep=self._log_retry(call)))
+        try:
+            parsed = retrying(self._request_once, call)
+        except EngageLabError as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise budget_exhausted(exc, attempts, settings) from None
+        return parsed, retrying.statistics.get("attempt_number", 1)
+
+    def _run_ordered(self, calls: list[PlannedCall]) -> Iterator[tuple[ParsedResponse, int]]:
+        """Run calls concurrently, yield results in plan order, at most N in flight."""
+        width = min(self.resolved.settings.max_concurrent_requests, max(1, len(calls)))
+        if width == 1:
+            for call in calls:
+                yield self.fetch_call(call)
+            return
+        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="engagelab")
+        pending: deque[Future[tuple[ParsedResponse, int]]] = deque()
+        todo = iter(calls)
+        try:
+            for call in todo:
+                pending.append(pool.submit(self.fetch_call, call))
+                if len(pending) >= width:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self.fetch_call, nxt))
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------ public API
+    def plan(
+        self,
+        stats_type: str,
+        journey_ids: Any,
+        time_unit: str = "DAY",
+        start_time: Any = None,
+        end_time: Any = None,
+    ) -> tuple[StatsQuery, list[PlannedCall]]:
+        """Validate the parameters and plan the calls (no HTTP)."""
+        query = build_query(stats_type, journey_ids, time_unit, start_time, end_time)
+        return query, plan_calls(query)
+
+    def iter_stats(
+        self,
+        stats_type: str,
+        journey_ids: Any,
+        time_unit: str = "DAY",
+        start_time: Any = None,
+        end_time: Any = None,
+    ) -> StatsStream:
+        """Like :meth:`get_stats`, but streams the rows (plan order) without holding them all.
+
+        Parameters are validated here, before any request. Iterate the returned stream once;
+        its ``errors`` list holds the per-journey errors when the iteration ends.
+        """
+        query, calls = self.plan(stats_type, journey_ids, time_unit, start_time, end_time)
+        _ = self.resolved  # validate the Connection before the first request
+        self.log.info(
+            "EngageLab %s stats: %d journeys, %s..%s %s -> %d call(s)",
+            query.stats_type.value, len(query.journey_ids), query.start, query.end,
+            query.time_unit.value, len(calls),
+        )
+        return StatsStream(query, len(calls), self._run_ordered(calls))
+
+    def get_stats(
+        self,
+        stats_type: str,
+        journey_ids: Any,
+        time_unit: str = "DAY",
+        start_time: Any = None,
+        end_time: Any = None,
+    ) -> StatsResult:
+        """Fetch statistics for any number of journeys over any date range.
+
+        :param stats_type: ``journey``, ``message`` or ``webhook``.
+        :param journey_ids: list of ints/digit strings, or a comma-separated string.
+        :param time_unit: ``DAY`` or ``HOUR`` (any case).
+        :param start_time: first day: ``date``, ``datetime`` or ``yyyy-MM-dd``.
+        :param end_time: last day (inclusive), on or after ``start_time``.
+        :return: the flat rows (``journey_id``, ``time_unit``, then the API's fields), the
+            per-journey errors, and the numbers of planned calls and HTTP requests.
+        """
+        return self.iter_stats(stats_type, journey_ids, time_unit, start_time, end_time).collect()
+
+    def get_journey_stats(self, journey_ids: Any, time_unit: str = "DAY", start_time: Any = None,
+                          end_time: Any = None) -> StatsResult:
+        """Journey overall statistics (``/v1/stats/journey``)."""
+        return self.get_stats("journey", journey_ids, time_unit, start_time, end_time)
+
+    def get_message_stats(self, journey_ids: Any, time_unit: str = "DAY", start_time: Any = None,
+                          end_time: Any = None) -> StatsResult:
+        """Per message component statistics (``/v1/stats/journey/message``)."""
+        return self.get_stats("message", journey_ids, time_unit, start_time, end_time)
+
+    def get_webhook_stats(self, journey_ids: Any, time_unit: str = "DAY", start_time: Any = None,
+                          end_time: Any = None) -> StatsResult:
+        """Per webhook component statistics (``/v1/stats/journey/webhook``)."""
+        return self.get_stats("webhook", journey_ids, time_unit, start_time, end_time)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check host and credentials with one small request (the UI's Test button).
+
+        A journey that does not exist still proves the credentials; only transport,
+        authentication and project errors fail the test.
+        """
+        try:
+            resolved = self.resolved
+            day = date.today() - timedelta(days=1)
+            _, calls = self.plan("journey", [1], "DAY", day, day)
+            self._request_once(calls[0])
+        except EngageLabJourneyNotFoundError:
+            pass
+        except EngageLabAuthError as exc:
+            return False, f"Authentication failed: check the API Key and API Secret ({exc})"
+        except EngageLabError as exc:
+            return False, str(exc)
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connected to {resolved.base_url} with API Key {resolved.api_key!r}"
+
+
+def __getattr__(name: str) -> Any:
+    # The async hook needs aiohttp: load it only when a trigger asks for it, not at DAG parse.
+    if name == "EngageLabAsyncHook":
+        from airflow_provider_engagelab.hooks._async import EngageLabAsyncHook
+
+        return EngageLabAsyncHook
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
