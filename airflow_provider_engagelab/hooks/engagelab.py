@@ -6,7 +6,7 @@ import copy
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,8 @@ class EngageLabHook(HttpHook):
         self._resolved: ResolvedConnection | None = None
         self._local = threading.local()
         self._pacer: Pacer | None = None
+        #: how the hook waits (pacing, backoff); tests replace it to record the waits
+        self.sleep: Callable[[float], None] = time.sleep
 
     # ------------------------------------------------------------------ connection
     @classmethod
@@ -134,7 +136,7 @@ class EngageLabHook(HttpHook):
         assert self._pacer is not None
         delay = self._pacer.reserve()
         if delay > 0:
-            time.sleep(delay)
+            self.sleep(delay)
         timeout = resolved.settings.timeout
         try:
             response = self._session().get(
@@ -163,7 +165,9 @@ class EngageLabHook(HttpHook):
     def fetch_call(self, call: PlannedCall) -> tuple[ParsedResponse, int]:
         """Run one planned call with retries; return its parsed answer and the attempts made."""
         settings = self.resolved.settings
-        retrying = tenacity.Retrying(**retry_kwargs(settings, before_sleep=self._log_retry(call)))
+        retrying = tenacity.Retrying(
+            **retry_kwargs(settings, before_sleep=self._log_retry(call), sleep=self.sleep)
+        )
         try:
             parsed = retrying(self._request_once, call)
         except EngageLabError as exc:
