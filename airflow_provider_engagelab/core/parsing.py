@@ -171,6 +171,12 @@ def parse_response(
     :param body: the raw response body.
     :param retry_after: the parsed ``Retry-After`` header, if any.
     """
+    if 300 <= status < 400:
+        raise EngageLabResponseError(
+            f"unexpected HTTP {status} redirect from {call.endpoint}: redirects are not followed, "
+            "so the credentials never go to another host; check the connection's host",
+            status=status,
+        )
     try:
         payload = json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
@@ -194,10 +200,7 @@ def parse_response(
             code = None  # an HTTP error with a success code: trust the HTTP status
         raise error_for(code, message, status, retry_after=retry_after)
     if not 200 <= status < 300:
-        raise EngageLabResponseError(
-            f"unexpected HTTP {status} from {call.endpoint} (redirects are not followed)",
-            status=status,
-        )
+        raise EngageLabResponseError(f"unexpected HTTP {status} from {call.endpoint}", status=status)
     return _parse_data(call, payload.get("data"), status)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import re
 import threading
 import time
 from collections import deque
@@ -15,7 +15,7 @@ import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 
-from airflow_provider_engagelab._provider_info import UI_FIELD_BEHAVIOUR
+from airflow_provider_engagelab._provider_info import hook_form_widgets, hook_ui_field_behaviour
 from airflow_provider_engagelab.core.connection import ResolvedConnection, resolve_connection
 from airflow_provider_engagelab.core.defaults import DEFAULT_HOST
 from airflow_provider_engagelab.core.parsing import ParsedResponse, parse_response
@@ -53,11 +53,15 @@ def _mask(*secrets: str) -> None:
             mask_secret(secret)
 
 
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
+
+
 def _transport_error(exc: requests.RequestException, call: PlannedCall, timeout: float) -> EngageLabError:
     if isinstance(exc, requests.Timeout):
         text = f"timed out after {timeout:g}s calling {call.describe()}"
     else:
-        reason = str(exc).split("\n")[0][:200]
+        found = _ERRNO_RE.search(str(exc))
+        reason = found.group(0) if found else str(exc).split("\n")[0][:200]
         text = f"connection failed calling {call.describe()}: {type(exc).__name__}: {reason}"
     return EngageLabTransportError(text)
 
@@ -92,7 +96,12 @@ class EngageLabHook(HttpHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Form layout for Airflow versions that ask the hook (before 3.2)."""
-        return copy.deepcopy(UI_FIELD_BEHAVIOUR)
+        return hook_ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The tuning extras as form fields, for Airflow versions that ask the hook (before 3.2)."""
+        return hook_form_widgets()
 
     @property
     def resolved(self) -> ResolvedConnection:
