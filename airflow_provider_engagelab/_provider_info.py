@@ -1,5 +1,7 @@
 """Provider metadata: modules, connection type and its form (Airflow 3.2+ builds the form
-from ``conn-fields`` and ``ui-field-behaviour`` here).
+from ``conn-fields`` and ``ui-field-behaviour`` here; Airflow 3.0 and 3.1 ask the hook's
+``get_ui_field_behaviour`` and ``get_connection_form_widgets``, which are derived from the same
+two dicts below by :func:`hook_ui_field_behaviour` and :func:`hook_form_widgets`).
 
 Airflow reads this while it initialises itself: it must import nothing from Airflow or from
 modules that do (the exceptions do).
@@ -56,6 +58,44 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Pace of one task's requests; empty for no pacing.",
     },
 }
+
+
+def hook_ui_field_behaviour() -> dict[str, Any]:
+    """:data:`UI_FIELD_BEHAVIOUR` in the form ``Hook.get_ui_field_behaviour`` must return.
+
+    Airflow before 3.2 validates it against ``customized_form_field_behaviours.schema.json``,
+    which wants snake_case keys (``hidden_fields``), not provider.yaml's kebab-case.
+    """
+    return {
+        "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+        "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+        "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+    }
+
+
+def hook_form_widgets() -> dict[str, Any]:
+    """:data:`CONN_FIELDS` as WTForms fields, for ``Hook.get_connection_form_widgets``.
+
+    Airflow 3.0/3.1 build the extra fields of the Connection form from these (the API server
+    converts them to JSON-schema params; Airflow 3.2+ reads ``conn-fields`` instead and never
+    calls this). Airflow only allows String/Integer/Password/Boolean fields, so numbers that
+    may be fractional are text fields; the hook parses both forms.
+    """
+    from wtforms import IntegerField, StringField
+    from wtforms.validators import Optional
+
+    widgets: dict[str, Any] = {}
+    for key, spec in CONN_FIELDS.items():
+        schema = spec["schema"]
+        integer = "integer" in schema["type"]
+        default = schema.get("default")
+        if default is not None and not integer:
+            default = f"{default:g}"
+        field_class = IntegerField if integer else StringField
+        widgets[key] = field_class(
+            spec["label"], validators=[Optional()], description=spec["description"], default=default
+        )
+    return widgets
 
 
 def provider_info(version: str) -> dict[str, Any]:
