@@ -1,0 +1,1 @@
+"""Triggers of the EngageLab provider (deferrable sensors)."""
