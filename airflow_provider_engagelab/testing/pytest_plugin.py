@@ -10,11 +10,18 @@ then use the ``engagelab_sandbox`` fixture::
         engagelab_sandbox.url          # "http://127.0.0.1:<port>"
         engagelab_sandbox.auth         # ("sandbox-key", "sandbox-secret")
 
-Settings for one test go in the ``engagelab_sandbox`` marker, whose keyword arguments are
-passed to :class:`~airflow_provider_engagelab.testing.sandbox.Sandbox`::
+Settings (keyword arguments of :class:`~airflow_provider_engagelab.testing.sandbox.Sandbox`)
+come from the ``engagelab_sandbox_settings`` fixture (override it, or parametrize it, for a
+module, class or test) and from the ``engagelab_sandbox`` marker, which wins::
 
     @pytest.mark.engagelab_sandbox(rate_limit=5, missing_journeys={42})
     def test_rate_limited(engagelab_sandbox): ...
+
+    @pytest.mark.parametrize("engagelab_sandbox_settings", [{"failure_rate": 0.3, "seed": 1}])
+    def test_flaky_upstream(engagelab_sandbox): ...
+
+With ``--strict-markers``, enable the plugin in a ``conftest.py`` (as above) rather than in
+the test module that uses the marker: pytest checks marker names when the module is imported.
 
 The ``engagelab_connection`` fixture additionally points ``AIRFLOW_CONN_ENGAGELAB_DEFAULT``
 (JSON form) at the sandbox for the duration of the test.
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -41,9 +49,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def engagelab_sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+def engagelab_sandbox_settings() -> dict[str, Any]:
+    """Keyword arguments for the ``engagelab_sandbox`` fixture's Sandbox (default: none)."""
+    return {}
+
+
+@pytest.fixture
+def engagelab_sandbox(
+    request: pytest.FixtureRequest, engagelab_sandbox_settings: dict[str, Any]
+) -> Iterator[Sandbox]:
     """A started :class:`Sandbox` on 127.0.0.1 (free port), stopped after the test."""
-    settings: dict = {}
+    settings: dict[str, Any] = dict(engagelab_sandbox_settings)
     for marker in reversed(list(request.node.iter_markers(_MARKER))):
         settings.update(marker.kwargs)  # the closest marker wins
     with Sandbox(**settings) as sandbox:
