@@ -1,0 +1,429 @@
+"""Operators that pull EngageLab journey, message and webhook statistics.
+
+Thin Airflow glue: validation, planning, parsing and the run window live in the pure core
+(:mod:`airflow_provider_engagelab.core`), HTTP in :class:`~..hooks.engagelab.EngageLabHook`,
+partitioning, serialisation and atomic commit in :mod:`..core.writers`.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from datetime import date
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import Asset, AssetAlias, BaseOperator
+
+from airflow_provider_engagelab._context import context_window
+from airflow_provider_engagelab.core.query import (
+    StatsQuery,
+    build_query,
+    parse_date,
+    parse_journey_ids,
+    parse_stats_type,
+    parse_time_unit,
+)
+from airflow_provider_engagelab.core.window import apply_lookback
+from airflow_provider_engagelab.core.writers import (
+    ATOMIC_PUT_PROTOCOLS,
+    DEFAULT_MAX_XCOM_ROWS,
+    PartitionStager,
+    StagedFile,
+    asset_uri,
+    collect_rows,
+    commit,
+    hidden_temp_path,
+    join_uri,
+    journey_error_report,
+    journey_errors_exception,
+    output_root_uri,
+    parse_error_policy,
+    parse_max_xcom_rows,
+    parse_output_format,
+    publish_local,
+    require_parquet,
+)
+from airflow_provider_engagelab.exceptions import EngageLabValidationError
+from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_engagelab.core.stream import StatsStream
+
+__all__ = [
+    "EngageLabJourneyStatsOperator",
+    "EngageLabMessageStatsOperator",
+    "EngageLabStatsOperator",
+    "EngageLabWebhookStatsOperator",
+]
+
+_ALIAS_PREFIX = "engagelab:"
+
+
+def _is_template(value: Any) -> bool:
+    """A value Airflow resolves at run time: a Jinja string or an XComArg-like reference."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return hasattr(value, "resolve") or hasattr(value, "iter_references")
+
+
+def _is_xcom_ref(value: Any) -> bool:
+    return not isinstance(value, str) and _is_template(value)
+
+
+def _rendered_journey_ids(value: Any) -> Any:
+    """Accept a rendered list literal (``"[1, 2, 3]"``) as well as what the core accepts.
+
+    A Jinja template renders to a string unless the DAG sets ``render_template_as_native_obj``;
+    a string that looks like a list or tuple is read as a Python/JSON literal. Anything else
+    is passed through to :func:`~..core.query.parse_journey_ids` (lists, comma-separated
+    strings, XCom results).
+    """
+    if isinstance(value, str) and value.strip()[:1] in ("[", "("):
+        try:
+            return ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise EngageLabValidationError(
+                f"Invalid journey_ids={value[:120]!r}: a rendered list must be a list literal of "
+                "journey IDs such as '[1, 2, 3]'"
+            ) from None
+    return value
+
+
+def _check_lookback(value: Any) -> None:
+    # The rule lives in core.window.apply_lookback; run it on a dummy window.
+    today = date.today()
+    apply_lookback(today, today, value)
+
+
+def _validate_literals(stats_type: Any, params: dict[str, Any]) -> None:
+    """Parse-time checks of every parameter whose value is already known."""
+    parse_stats_type(stats_type)
+    if "output_format" in params:
+        parse_output_format(params["output_format"])
+    if "on_journey_error" in params:
+        parse_error_policy(params["on_journey_error"])
+    if "max_xcom_rows" in params and not _is_xcom_ref(params["max_xcom_rows"]):
+        parse_max_xcom_rows(params["max_xcom_rows"])
+    if "lookback_days" in params and not _is_xcom_ref(params["lookback_days"]):
+        _check_lookback(params["lookback_days"])
+    value = params.get("time_unit")
+    if value is not None and not _is_template(value):
+        parse_time_unit(value)
+    for name in ("start_time", "end_time"):
+        value = params.get(name)
+        if value is not None and not _is_template(value):
+            parse_date(value, name)
+    value = params.get("journey_ids")
+    if value is not None and not _is_template(value):
+        parse_journey_ids(_rendered_journey_ids(value))
+    value = params.get("output_path")
+    if value is not None and not _is_template(value):
+        output_root_uri(value)
+
+
+def _alias_name(dag_id: str | None, task_id: str) -> str:
+    return f"{_ALIAS_PREFIX}{dag_id}.{task_id}" if dag_id else f"{_ALIAS_PREFIX}{task_id}"
+
+
+def _own_outlet(stats_type: Any, output_path: Any, alias: str) -> Asset | AssetAlias | None:
+    """The Asset for a literal ``output_path``, an AssetAlias for one resolved at run time."""
+    if output_path is None:
+        return None
+    if isinstance(output_path, str) and not _is_template(output_path):
+        return Asset(asset_uri(output_path, stats_type))
+    return AssetAlias(name=alias)
+
+
+class EngageLabStatsOperator(BaseOperator):
+    """Fetch EngageLab journey statistics into XCom or into partitioned files.
+
+    Any number of journeys and any date range: the hook plans the fewest API calls (batches
+    of <= 100 IDs x windows of <= 31 days) and runs them concurrently.
+
+    :param stats_type: ``"journey"``, ``"message"`` or ``"webhook"``.
+    :param engagelab_conn_id: the EngageLab Connection.
+    :param journey_ids: journey IDs: a list of ints/digit strings, a comma-separated string,
+        a rendered list literal such as ``"[1, 2, 3]"``, or an XComArg. (templated)
+    :param time_unit: ``"DAY"`` or ``"HOUR"``. (templated)
+    :param start_time: first day (``date``, ``datetime`` or ``yyyy-MM-dd``); give it together
+        with ``end_time``, or neither to use the run's window. (templated)
+    :param end_time: last day, inclusive. (templated)
+    :param lookback_days: also fetch this many days before the window, for statistics that
+        settle late.
+    :param output_path: ``None`` to return the rows through XCom; else the root URL of the
+        output files (any ``ObjectStoragePath`` URL: ``s3://``, ``gs://``, ``file://``, or an
+        absolute local path). (templated)
+    :param output_conn_id: the Airflow Connection of the object store (e.g. ``aws_default``).
+    :param output_format: ``"jsonl"`` (default), ``"csv"`` or ``"parquet"`` (needs the
+        ``[parquet]`` extra).
+    :param on_journey_error: what a per-journey ``error_code`` does: ``"fail"`` (fail listing
+        every failed journey, write nothing), ``"warn"`` (log a warning per journey, keep the
+        others) or ``"skip"`` (as ``warn``, logged at debug level only).
+    :param max_xcom_rows: with ``output_path=None``, fail (before pushing anything) when the
+        result has more rows than this.
+    """
+
+    template_fields: Sequence[str] = ("journey_ids", "time_unit", "start_time", "end_time", "output_path")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"journey_ids": "py"}
+    ui_color = "#dbeafe"
+
+    #: Set by the subclasses that fix the statistics type.
+    fixed_stats_type: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        stats_type: str,
+        engagelab_conn_id: str = EngageLabHook.default_conn_name,
+        journey_ids: Any,
+        time_unit: str = "DAY",
+        start_time: Any = None,
+        end_time: Any = None,
+        lookback_days: int = 0,
+        output_path: str | None = None,
+        output_conn_id: str | None = None,
+        output_format: str = "jsonl",
+        on_journey_error: str = "fail",
+        max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
+        **kwargs: Any,
+    ) -> None:
+        params = {
+            "journey_ids": journey_ids,
+            "time_unit": time_unit,
+            "start_time": start_time,
+            "end_time": end_time,
+            "lookback_days": lookback_days,
+            "output_path": output_path,
+            "output_format": output_format,
+            "on_journey_error": on_journey_error,
+            "max_xcom_rows": max_xcom_rows,
+        }
+        _validate_literals(stats_type, params)
+        super().__init__(**kwargs)
+        self.stats_type = parse_stats_type(stats_type).value
+        self.engagelab_conn_id = engagelab_conn_id
+        self.journey_ids = journey_ids
+        self.time_unit = time_unit
+        self.start_time = start_time
+        self.end_time = end_time
+        self.lookback_days = lookback_days
+        self.output_path = output_path
+        self.output_conn_id = output_conn_id
+        self.output_format = parse_output_format(output_format)
+        self.on_journey_error = parse_error_policy(on_journey_error)
+        self.max_xcom_rows = max_xcom_rows
+        self._add_own_outlet()
+
+    # ------------------------------------------------------------------ outlets
+    @property
+    def asset_alias_name(self) -> str:
+        """Name of the AssetAlias used when ``output_path`` is resolved at run time."""
+        return _alias_name(self.dag_id if self.has_dag() else None, self.task_id)
+
+    def _add_own_outlet(self) -> None:
+        if getattr(self, "_BaseOperator__from_mapped", False):
+            return  # a mapped task: partial() declared the outlet (what the scheduler knows)
+        outlets = list(self.outlets or [])
+        own = _own_outlet(self.stats_type, self.output_path, self.asset_alias_name)
+        if own is not None and own not in outlets:
+            self.outlets = [*outlets, own]
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Like ``BaseOperator.partial``, plus parse-time checks and the Asset outlet.
+
+        A literal ``output_path`` given here is declared as an Asset, a templated one as an
+        AssetAlias resolved at run time. (An ``output_path`` passed to ``.expand()`` is not
+        known here: declare ``outlets`` yourself in that case.)
+        """
+        stats_type = cls.fixed_stats_type or kwargs.get("stats_type")
+        _validate_literals(stats_type, kwargs)
+        task_id = kwargs.get("task_id")
+        if isinstance(task_id, str):
+            from airflow.sdk.definitions._internal.contextmanager import (
+                DagContext,
+                TaskGroupContext,
+            )
+
+            dag = kwargs.get("dag") or DagContext.get_current()
+            group = kwargs.get("task_group") or (TaskGroupContext.get_current(dag) if dag else None)
+            full_id = group.child_id(task_id) if group else task_id
+            alias = _alias_name(dag.dag_id if dag else None, full_id)
+            own = _own_outlet(stats_type, kwargs.get("output_path"), alias)
+            outlets = kwargs.get("outlets") or []
+            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
+            if own is not None and own not in outlets:
+                kwargs["outlets"] = [*outlets, own]
+        return super().partial(**kwargs)
+
+    # ------------------------------------------------------------------ execute
+    def _window(self, context: Context, lookback: int) -> tuple[date, date]:
+        if self.start_time is None and self.end_time is None:
+            return context_window(context, lookback)
+        if self.start_time is None or self.end_time is None:
+            missing = "start_time" if self.start_time is None else "end_time"
+            given = "end_time" if missing == "start_time" else "start_time"
+            raise EngageLabValidationError(
+                f"Invalid {missing}=None: give start_time and end_time together (only {given} was "
+                "given), or neither to use the run's data interval"
+            )
+        first = parse_date(self.start_time, "start_time")
+        last = parse_date(self.end_time, "end_time")
+        return apply_lookback(first, last, lookback)
+
+    def _query(self, context: Context) -> StatsQuery:
+        """Validate every parameter (no HTTP) and return the query, journey IDs sorted."""
+        parse_max_xcom_rows(self.max_xcom_rows)
+        lookback = self.lookback_days
+        _check_lookback(lookback)
+        ids = parse_journey_ids(_rendered_journey_ids(self.journey_ids))
+        first, last = self._window(context, lookback)
+        # Sorted IDs: the same journey set gives the same calls, the same row order, the same bytes.
+        return build_query(self.stats_type, sorted(ids), self.time_unit, first, last)
+
+    def execute(self, context: Context) -> Any:
+        """Fetch the statistics; return the rows, or a summary of the files written."""
+        query = self._query(context)
+        root: str | None = None
+        if self.output_path is not None:
+            root = output_root_uri(self.output_path)
+            if self.output_format == "parquet":
+                require_parquet()
+        self.log.info(
+            "EngageLab %s statistics: %d journey(s), %s..%s %s -> %s",
+            query.stats_type.value, len(query.journey_ids), query.start.isoformat(),
+            query.end.isoformat(), query.time_unit.value, root or "XCom",
+        )
+        hook = EngageLabHook(engagelab_conn_id=self.engagelab_conn_id)
+        stream = hook.iter_stats(
+            query.stats_type.value, query.journey_ids, query.time_unit.value, query.start, query.end
+        )
+        if root is None:
+            rows = collect_rows(stream, self.max_xcom_rows)
+            self._check_journey_errors(stream)
+            self.log.info("Returning %d row(s) through XCom (%d call(s))", len(rows), stream.calls_done)
+            return rows
+        return self._write(context, query, stream, root)
+
+    def _check_journey_errors(self, stream: StatsStream) -> list[dict[str, Any]]:
+        report = journey_error_report(stream.errors)
+        if not report:
+            return report
+        if self.on_journey_error == "fail":
+            raise journey_errors_exception(report, self.stats_type)
+        for err in report:
+            log = self.log.warning if self.on_journey_error == "warn" else self.log.debug
+            log(
+                "Journey %s failed with code %s (%s); its %s statistics are left out "
+                "(on_journey_error=%r)",
+                err["journey_id"], err["error_code"], err["meaning"], self.stats_type,
+                self.on_journey_error,
+            )
+        return report
+
+    def _write(self, context: Context, query: StatsQuery, stream: StatsStream, root: str) -> dict[str, Any]:
+        from airflow.sdk import ObjectStoragePath
+
+        base = ObjectStoragePath(self.output_path, conn_id=self.output_conn_id)
+        with PartitionStager(
+            query.stats_type, query.time_unit, query.journey_ids, query.start, query.end,
+            self.output_format,
+        ) as stager:
+            stager.add_all(stream)
+            report = self._check_journey_errors(stream)
+            staged = stager.finish()
+            self.log.info(
+                "Fetched %d row(s) in %d call(s); committing %d file(s) under %s",
+                stager.total_rows, stream.calls_done, len(staged), root,
+            )
+            files = commit(staged, lambda item: self._publish(base, root, item))
+        summary = {
+            "stats_type": query.stats_type.value,
+            "time_unit": query.time_unit.value,
+            "format": self.output_format,
+            "window": {"start": query.start.isoformat(), "end": query.end.isoformat()},
+            "files": files,
+            "total_rows": sum(f["rows"] for f in files),
+            "calls": stream.calls_done,
+            "requests": stream.requests,
+            "journey_errors": report,
+        }
+        self._emit_asset_event(context, root, summary)
+        return summary
+
+    def _publish(self, base: ObjectStoragePath, root: str, item: StagedFile) -> dict[str, Any]:
+        """Put one staged file in place, atomically; return its URI and row count."""
+        from fsspec.implementations.local import LocalFileSystem
+
+        dest = base / item.relative_path
+        fs = dest.fs
+        if isinstance(fs, LocalFileSystem):
+            publish_local(item.local_path, dest.path)
+        elif dest.protocol in ATOMIC_PUT_PROTOCOLS:
+            fs.put_file(item.local_path, dest.path)  # one upload: the object appears whole
+        else:  # a store without atomic puts: upload aside, then move into place
+            temp = hidden_temp_path(dest.path)
+            fs.makedirs(dest.parent.path, exist_ok=True)
+            try:
+                fs.put_file(item.local_path, temp)
+                fs.mv(temp, dest.path)
+            except BaseException:
+                if fs.exists(temp):
+                    fs.rm(temp)
+                raise
+        uri = join_uri(root, item.relative_path)
+        self.log.info("Wrote %s (%d rows)", uri, item.rows)
+        return {"uri": uri, "rows": item.rows}
+
+    def _emit_asset_event(self, context: Context, root: str, summary: dict[str, Any]) -> None:
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        uri = join_uri(root, self.stats_type)
+        extra = {
+            "time_unit": summary["time_unit"],
+            "window_start": summary["window"]["start"],
+            "window_end": summary["window"]["end"],
+            "files": len(summary["files"]),
+            "total_rows": summary["total_rows"],
+        }
+        alias = self.asset_alias_name
+        asset = Asset(uri)
+        for outlet in self.outlets or []:
+            if isinstance(outlet, AssetAlias) and outlet.name == alias:
+                events[outlet].add(asset, extra=extra)
+            elif isinstance(outlet, Asset) and outlet.uri == asset.uri:
+                events[outlet].extra.update(extra)
+
+
+class _FixedStatsOperator(EngageLabStatsOperator):
+    def __init__(self, **kwargs: Any) -> None:
+        if "stats_type" in kwargs:
+            raise TypeError(
+                f"{type(self).__name__} always fetches {self.fixed_stats_type!r} statistics; "
+                "use EngageLabStatsOperator to choose stats_type"
+            )
+        super().__init__(stats_type=self.fixed_stats_type, **kwargs)
+
+
+class EngageLabJourneyStatsOperator(_FixedStatsOperator):
+    """Journey overall statistics (``/v1/stats/journey``); parameters as
+    :class:`EngageLabStatsOperator` without ``stats_type``."""
+
+    fixed_stats_type = "journey"
+
+
+class EngageLabMessageStatsOperator(_FixedStatsOperator):
+    """Per message component statistics (``/v1/stats/journey/message``); parameters as
+    :class:`EngageLabStatsOperator` without ``stats_type``."""
+
+    fixed_stats_type = "message"
+
+
+class EngageLabWebhookStatsOperator(_FixedStatsOperator):
+    """Per webhook component statistics (``/v1/stats/journey/webhook``); parameters as
+    :class:`EngageLabStatsOperator` without ``stats_type``."""
+
+    fixed_stats_type = "webhook"
