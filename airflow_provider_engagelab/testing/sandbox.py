@@ -974,6 +974,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 120  # idle keep-alive connections are closed after this many seconds
     server: _Server
+    sandbox_in_flight = False
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -1277,9 +1278,16 @@ class Sandbox:
             if fault is not None:
                 self._fault_counts[fault.kind] += 1
             cfg = self._config
+        h.sandbox_in_flight = True
         try:
             self._serve_api(h, path, split.query, cfg, fault)
         finally:
+            self._leave(h)
+
+    def _leave(self, h: _Handler) -> None:
+        """Mark a request as no longer in flight (once), before the client can see the end."""
+        if h.sandbox_in_flight:
+            h.sandbox_in_flight = False
             with self._lock:
                 self._in_flight -= 1
 
@@ -1467,8 +1475,8 @@ class Sandbox:
         with self._lock:
             self._fault_counts[kind] += 1
 
-    @staticmethod
-    def _drop(h: _Handler) -> None:
+    def _drop(self, h: _Handler) -> None:
+        self._leave(h)
         h.close_connection = True
         try:
             h.connection.shutdown(socket.SHUT_RDWR)
@@ -1480,6 +1488,7 @@ class Sandbox:
         if count:
             with self._lock:
                 self._by_status[ans.status] += 1
+            self._leave(h)
         h.send_response(ans.status)
         h.send_header("Content-Type", ans.content_type)
         h.send_header("Content-Length", str(len(body)))
