@@ -10,6 +10,7 @@ only the transport differs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -67,6 +68,8 @@ class EngageLabAsyncHook(BaseHook):
         self.engagelab_conn_id = engagelab_conn_id
         self._resolved: ResolvedConnection | None = None
         self._pacer: Pacer | None = None
+        #: How the hook waits (pacing and retry backoff); tests may replace it.
+        self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
     # ------------------------------------------------------------------ connection
     async def aget_engagelab_connection(self) -> Connection:
@@ -120,7 +123,7 @@ class EngageLabAsyncHook(BaseHook):
         assert self._pacer is not None
         delay = self._pacer.reserve()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self.sleep(delay)
         timeout = resolved.settings.timeout
         try:
             async with session.get(
@@ -151,7 +154,9 @@ class EngageLabAsyncHook(BaseHook):
     ) -> tuple[ParsedResponse, int]:
         """Run one planned call with retries; return its parsed answer and the attempts made."""
         settings = (await self.aresolved()).settings
-        retrying = tenacity.AsyncRetrying(**retry_kwargs(settings, before_sleep=self._log_retry(call)))
+        retrying = tenacity.AsyncRetrying(
+            **retry_kwargs(settings, before_sleep=self._log_retry(call), sleep=self.sleep)
+        )
         try:
             parsed = await retrying(self._request_once, session, call)
         except EngageLabError as exc:
