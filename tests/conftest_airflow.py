@@ -1,0 +1,270 @@
+"""Run real Airflow DAGs (``dag.test()``) in a temporary AIRFLOW_HOME, for end-to-end tests.
+
+Airflow reads its configuration and opens its metadata database when it is first imported,
+which in a pytest session happens long before any fixture runs. So each DAG run happens in a
+fresh Python subprocess whose environment points at a private AIRFLOW_HOME with a SQLite
+database (``airflow db migrate`` runs once per pytest session) and a private DAGs folder (in
+Airflow 3.3 ``dag.test()`` needs the DAG file inside ``[core] dags_folder``).
+
+Use it from a ``conftest.py`` (this file is not a package module; load it by path)::
+
+    import importlib.util, pathlib, sys
+    _path = pathlib.Path(__file__).resolve().parents[1] / "conftest_airflow.py"   # adjust
+    if "engagelab_conftest_airflow" not in sys.modules:
+        _spec = importlib.util.spec_from_file_location("engagelab_conftest_airflow", _path)
+        _mod = importlib.util.module_from_spec(_spec)
+        sys.modules[_spec.name] = _mod
+        _spec.loader.exec_module(_mod)
+    from engagelab_conftest_airflow import airflow_home, airflow_runner  # noqa: F401
+
+then in a test::
+
+    def test_daily(airflow_runner, sandbox_env):
+        airflow_runner.add_dag_file(pathlib.Path("example_dags/daily.py"))   # or add_dag_source()
+        result = airflow_runner.run("engagelab_daily", logical_date="2026-06-02T00:00:00+00:00",
+                                    env=sandbox_env)
+        assert result.state == "success"
+        result.xcom("fetch")            # return value of a task (map_index=-1), or
+        result.xcoms[("fetch", 0)]      # of one mapped instance
+        result.task_states              # {(task_id, map_index): "success", ...}
+        result.asset_events             # [{"uri", "task_id", "map_index", "extra"}, ...]
+
+``airflow_home`` (session scope) is the migrated home; ``airflow_runner`` (function scope)
+gives every test its own empty DAGs folder under it. ``run(..., runs=[...])`` runs several
+``dag.test()`` calls in one subprocess (saves Airflow's start-up, ~10 s, per extra run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: Seconds one subprocess may take before the test fails.
+RUN_TIMEOUT = 600
+
+
+def _base_env(home: Path, dags: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@dataclass
+class DagTestResult:
+    """What one ``dag.test()`` left in the metadata database."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    task_states: dict[tuple[str, int], str]
+    xcoms: dict[tuple[str, int], Any]
+    asset_events: list[dict[str, Any]]
+    log: str = field(repr=False, default="")
+
+    def xcom(self, task_id: str, map_index: int = -1) -> Any:
+        """The ``return_value`` XCom of one task instance."""
+        return self.xcoms[(task_id, map_index)]
+
+
+class AirflowRunner:
+    """Runs DAG files with ``dag.test()`` in subprocesses against a private AIRFLOW_HOME."""
+
+    def __init__(self, home: Path, dags_folder: Path, workdir: Path) -> None:
+        self.home = home
+        self.dags_folder = dags_folder
+        self.workdir = workdir
+        self.dags_folder.mkdir(parents=True, exist_ok=True)
+
+    def add_dag_file(self, path: Path, name: str | None = None) -> Path:
+        """Copy a DAG file into the DAGs folder."""
+        target = self.dags_folder / (name or Path(path).name)
+        shutil.copyfile(path, target)
+        return target
+
+    def add_dag_source(self, name: str, source: str) -> Path:
+        """Write DAG source code (dedented) into the DAGs folder as ``name``."""
+        target = self.dags_folder / name
+        target.write_text(textwrap.dedent(source))
+        return target
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The subprocess environment (Airflow settings + ``extra``)."""
+        env = _base_env(self.home, self.dags_folder)
+        env.update(extra or {})
+        return env
+
+    def run(
+        self,
+        dag_id: str | None = None,
+        *,
+        logical_date: str | None = None,
+        run_after: str | None = None,
+        conf: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        runs: list[Mapping[str, Any]] | None = None,
+        check: bool = True,
+    ) -> Any:
+        """``dag.test()`` once (returns a :class:`DagTestResult`) or ``runs`` in order (a list).
+
+        Each run is a mapping with ``dag_id`` and optional ``logical_date`` (ISO string, or
+        ``None`` for a manual run without one), ``run_after`` and ``conf``.
+        """
+        single = runs is None
+        if single:
+            if dag_id is None:
+                raise ValueError("dag_id or runs is required")
+            runs = [{"dag_id": dag_id, "logical_date": logical_date, "run_after": run_after,
+                     "conf": dict(conf or {})}]
+        spec = self.workdir / f"runs-{os.getpid()}-{id(runs)}.json"
+        out = spec.with_suffix(".out.json")
+        spec.write_text(json.dumps({"dags_folder": str(self.dags_folder), "runs": runs}))
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), str(spec), str(out)],
+            env=self.env(env),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            cwd=str(self.workdir),
+        )
+        log = proc.stdout + proc.stderr
+        if proc.returncode != 0 or not out.exists():
+            raise AssertionError(f"dag.test() subprocess failed (exit {proc.returncode}):\n{log[-20000:]}")
+        raw = json.loads(out.read_text())
+        results = []
+        for item in raw:
+            result = DagTestResult(
+                dag_id=item["dag_id"],
+                run_id=item["run_id"],
+                state=item["state"],
+                task_states={(t, int(m)): s for t, m, s in item["task_states"]},
+                xcoms={(t, int(m)): v for t, m, v in item["xcoms"]},
+                asset_events=item["asset_events"],
+                log=log,
+            )
+            if check and result.state != "success":
+                raise AssertionError(
+                    f"DAG {result.dag_id} ended {result.state}: {result.task_states}\n{log[-20000:]}"
+                )
+            results.append(result)
+        return results[0] if single else results
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary AIRFLOW_HOME with a migrated SQLite metadata database (once per session)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    dags = home / "dags"
+    dags.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=_base_env(home, dags),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        cwd=str(home),
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}")
+    return home
+
+
+@pytest.fixture
+def airflow_runner(airflow_home: Path, tmp_path: Path) -> Iterator[AirflowRunner]:
+    """An :class:`AirflowRunner` with its own empty DAGs folder, sharing the session's database."""
+    dags = airflow_home / f"dags-{tmp_path.name}"
+    if dags.exists():
+        shutil.rmtree(dags)
+    runner = AirflowRunner(airflow_home, dags, tmp_path)
+    yield runner
+    shutil.rmtree(dags, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ subprocess side
+
+
+def _child(spec_path: str, out_path: str) -> None:  # pragma: no cover - runs in the subprocess
+    from datetime import datetime
+
+    from airflow.models.asset import AssetEvent
+    from airflow.models.dagbag import DagBag
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    spec = json.loads(Path(spec_path).read_text())
+    bag = DagBag(dag_folder=spec["dags_folder"])
+    if bag.import_errors:
+        raise SystemExit(f"DAG import errors: {bag.import_errors}")
+    results = []
+    for run in spec["runs"]:
+        dag = bag.get_dag(run["dag_id"])
+        if dag is None:
+            raise SystemExit(f"DAG {run['dag_id']!r} not found in {spec['dags_folder']}")
+        kwargs: dict[str, Any] = {}
+        if run.get("logical_date"):
+            kwargs["logical_date"] = datetime.fromisoformat(run["logical_date"])
+        if run.get("run_after"):
+            kwargs["run_after"] = datetime.fromisoformat(run["run_after"])
+        if run.get("conf"):
+            kwargs["run_conf"] = run["conf"]
+        with create_session() as session:
+            before = {e.id for e in session.query(AssetEvent)}
+        dag_run = dag.test(**kwargs)
+        with create_session() as session:
+            tis = session.query(TaskInstance).filter(
+                TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id
+            )
+            task_states = [[ti.task_id, ti.map_index, str(getattr(ti.state, "value", ti.state))] for ti in tis]
+            xcoms = []
+            for x in session.query(XComModel).filter(
+                XComModel.dag_id == dag.dag_id, XComModel.run_id == dag_run.run_id,
+                XComModel.key == "return_value",
+            ):
+                value = x.value
+                if isinstance(value, (bytes, str)):
+                    try:
+                        value = json.loads(value)
+                    except ValueError:
+                        pass
+                xcoms.append([x.task_id, x.map_index, value])
+            events = [
+                {"uri": e.asset.uri, "task_id": e.source_task_id, "map_index": e.source_map_index,
+                 "extra": e.extra}
+                for e in session.query(AssetEvent)
+                if e.id not in before
+            ]
+        results.append(
+            {
+                "dag_id": dag.dag_id,
+                "run_id": dag_run.run_id,
+                "state": str(getattr(dag_run.state, "value", dag_run.state)),
+                "task_states": task_states,
+                "xcoms": xcoms,
+                "asset_events": events,
+            }
+        )
+    Path(out_path).write_text(json.dumps(results, default=str))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _child(sys.argv[1], sys.argv[2])
