@@ -23,7 +23,8 @@ Endpoints (``GET``, HTTP Basic auth ``api_key:api_secret``)
     (``HOUR``/``DAY``, exact upper case), ``start_time`` and ``end_time`` (``yyyy-MM-dd``).
 
 Interpretations of points the contract leaves open (all documented here on purpose)
-    * Order of checks for an API request: scripted fault (see :class:`Fault`), rate limit
+    * Order of work for an API request: ``latency`` sleep, scripted fault (see
+      :class:`Fault`), rate limit
       (429/55110), authentication (401/40050), path (404/40001), method (405/40001), random
       faults (``drop_rate``, ``failure_rate``, ``hang_rate``), then the parameters in this
       order: a missing, empty or repeated parameter -> 400/40001; a date that is not a real
@@ -53,10 +54,14 @@ Interpretations of points the contract leaves open (all documented here on purpo
       cutoff produce no rows (the journey still answers with ``error_code`` 0 and an empty
       ``detail``). A plain date given as ``available_through`` means 00:00 UTC of that date;
       a naive datetime is taken as UTC.
-    * Data is deterministic: every number derives from a 64-bit splitmix hash of (journey,
-      component, hour index); Python's per-process hash seed is never involved. Each DAY row
-      equals the sum of its 24 HOUR rows for every flow count and for ``revenue_amount``
-      (hourly amounts are whole cents, so sums are exact). Funnels hold per row:
+    * Data is deterministic: every number derives from a 64-bit splitmix hash of integers
+      (journey, component, day or hour index); Python's per-process hash seed is never
+      involved. A day's totals come from the hash of (journey, component, day) and are split
+      over its 24 hours by hashed hourly weights with exact integer allocation, each funnel
+      stage capped by the previous stage's hourly values. So each DAY row equals the sum of
+      its 24 HOUR rows for every flow count and for ``revenue_amount`` (hourly amounts are
+      whole cents, so sums are exact), and a full DAY answer costs O(1) per journey-day
+      without generating hours. Funnels hold per row:
       ``conversion + completion + early_exit <= entry`` (journey),
       ``revenue <= conversion <= click <= open <= impression <= delivery <= send <= plan
       <= entry`` (message), ``send + send_failure == entry`` (webhook). About 1 hour in 32 is
@@ -68,8 +73,14 @@ Interpretations of points the contract leaves open (all documented here on purpo
       it: HTTP 429 ``{"code": 55110, ...}`` with ``Retry-After: <seconds until a token,
       rounded up, at least 1>`` when ``send_retry_after`` is true, or ``retry_after_override``
       verbatim when that is set.
-    * The admin interface (``/_admin/...``) needs no credentials but only answers loopback
-      clients; it is not counted in :meth:`Sandbox.counters`.
+    * The admin interface needs no credentials but only answers loopback clients (403
+      otherwise), and is not counted in :meth:`Sandbox.counters`: ``GET /_admin/health``,
+      ``GET /_admin/counters`` (``by_status`` keys become strings in JSON, ``log`` entries
+      lists), ``GET /_admin/config``, ``POST /_admin/config`` (a JSON object of
+      :class:`SandboxConfig` fields, e.g. ``{"available_through": "2026-06-02T00:00:00Z",
+      "rate_limit": 5}``; answers the new config), ``POST /_admin/reset`` (zero the counters,
+      drop queued faults, refill the rate bucket), ``POST /_admin/inject`` (a JSON list of
+      faults, or ``{"faults": [...]}``; see :class:`Fault`).
 """
 
 from __future__ import annotations
@@ -780,6 +791,8 @@ def _to_cutoff(value: Any) -> datetime | None:
         return None
     if isinstance(value, str):
         text = value.strip()
+        if text[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat does not take "Z"
+            text = text[:-1] + "+00:00"
         try:
             value = datetime.fromisoformat(text)
         except ValueError as exc:
@@ -840,7 +853,8 @@ def _coerce_config(base: SandboxConfig, changes: Mapping[str, Any]) -> SandboxCo
             if value is not None:
                 value = _to_rate(name, value, 1.0)
         elif name == "send_retry_after":
-            value = bool(value)
+            if not isinstance(value, bool):
+                raise TypeError("send_retry_after must be a bool")
         elif name == "retry_after_override":
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:

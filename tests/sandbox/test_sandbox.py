@@ -853,6 +853,22 @@ def test_start_stop_without_context_manager_and_stop_interrupts_hangs():
     s.stop()  # idempotent
 
 
+def test_sandbox_imports_only_the_standard_library():
+    script = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import airflow_provider_engagelab.testing.sandbox\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(n for n in new if n not in sys.stdlib_module_names))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['airflow_provider_engagelab']"
+
+
 def test_configure_rejects_bad_values():
     s = Sandbox()
     for bad in (
