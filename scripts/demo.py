@@ -22,8 +22,10 @@ from pathlib import Path
 from airflow_provider_engagelab.testing.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "demo-output"
-HOME = ROOT / ".airflow-demo"
+#: where the demo writes; ENGAGELAB_DEMO_DIR moves it (the tests use a temporary folder)
+WORKDIR = Path(os.environ.get("ENGAGELAB_DEMO_DIR") or ROOT)
+OUTPUT = WORKDIR / "demo-output"
+HOME = WORKDIR / ".airflow-demo"
 DAG_ID = "example_engagelab_daily"
 
 
