@@ -14,7 +14,9 @@ from airflow_provider_engagelab.testing.sandbox import Sandbox
 
 _NAME = "engagelab_conftest_airflow"
 if _NAME not in sys.modules:  # tests/ is not a package: load the shared helper by path
-    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).resolve().parents[1] / "conftest_airflow.py")
+    _spec = importlib.util.spec_from_file_location(
+        _NAME, Path(__file__).resolve().parents[1] / "conftest_airflow.py"
+    )
     assert _spec is not None and _spec.loader is not None
     _module = importlib.util.module_from_spec(_spec)
     sys.modules[_NAME] = _module
