@@ -9,10 +9,7 @@ logical date from the environment and exits 0 only when the run succeeded).
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,25 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sensor_helpers import KEY, SECRET, set_connection
 
 from airflow_provider_engagelab.testing.sandbox import Sandbox
-
-SECRET = "sensor-Secret-5e1f-do-not-log"
-KEY = "sensor-key"
-TOKEN = base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
-
-# Airflow 3.0's in-process test supervisor (dag.test only) logs every comms message at
-# debug level, including the MaskSecret messages that *register* a secret with the masker.
-# That is Airflow's harness echoing the registration, not a leak of the provider.
-_MASK_REGISTRATION = re.compile(r"msg=MaskSecret\(value=")
-
-
-def leaked(text: str) -> list[str]:
-    """Lines of ``text`` that show the API secret or the Basic token."""
-    return [
-        line for line in text.splitlines()
-        if (SECRET in line or TOKEN in line) and not _MASK_REGISTRATION.search(line)
-    ]
 
 
 # ---------------------------------------------------------------------------- sandbox
@@ -55,13 +36,6 @@ def sandbox_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     with Sandbox(api_key=KEY, api_secret=SECRET) as sb:
         set_connection(monkeypatch, sb)
         yield sb
-
-
-def set_connection(monkeypatch: pytest.MonkeyPatch, sb: Sandbox, **extra: object) -> None:
-    """Point ``engagelab_default`` at ``sb`` with the given tuning extras."""
-    conn = {"conn_type": "engagelab", "host": sb.url, "login": KEY, "password": SECRET,
-            "extra": {"max_retries": 2, "max_retry_wait": 0.2, **extra}}
-    monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
 
 
 # ---------------------------------------------------------------------------- Airflow home

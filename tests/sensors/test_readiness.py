@@ -7,6 +7,7 @@ import pickle
 from datetime import date
 
 import pytest
+from sensor_helpers import only_journey_7_complete
 
 from airflow_provider_engagelab.core.parsing import JourneyError
 from airflow_provider_engagelab.core.readiness import (
@@ -36,11 +37,6 @@ DAY = date(2026, 3, 10)
 def hours(jid: int, last_hour: int, day: str = "2026-03-10") -> list[dict]:
     return [{"journey_id": jid, "time_unit": "HOUR", "time": f"{day} {h:02d}", "entry_count": 1}
             for h in range(last_hour + 1)]
-
-
-def only_journey_7_complete(rows, errors):
-    """A module-level check (importable by reference)."""
-    return any(r["journey_id"] == 7 and r["time"].endswith(" 23") for r in rows)
 
 
 def test_last_bucket_is_hour_23_of_the_day():
@@ -142,7 +138,7 @@ def test_require_is_validated():
 
 def test_check_reference_of_importable_functions_and_strings():
     ref = check_reference(only_journey_7_complete, importable=True)
-    assert ref == f"{__name__}:only_journey_7_complete"
+    assert ref == "sensor_helpers:only_journey_7_complete"
     assert load_check(ref) is only_journey_7_complete
     assert check_reference("os.path.exists", importable=True) == "os.path:exists"
     assert check_reference("os.path:exists", importable=True) == "os.path:exists"

@@ -1,0 +1,45 @@
+"""Helpers shared by the sensor/trigger tests (a plain module: importable by reference)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+from airflow_provider_engagelab.testing.sandbox import Sandbox
+
+SECRET = "sensor-Secret-5e1f-do-not-log"
+KEY = "sensor-key"
+TOKEN = base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+
+# Airflow 3.0's in-process test supervisor (dag.test only) logs every comms message at
+# debug level, including the MaskSecret messages that *register* a secret with the masker.
+# That is Airflow's harness echoing the registration, not a leak of the provider.
+_MASK_REGISTRATION = re.compile(r"msg=MaskSecret\(value=")
+
+
+def leaked(text: str) -> list[str]:
+    """Lines of ``text`` that show the API secret or the Basic token."""
+    return [
+        line for line in text.splitlines()
+        if (SECRET in line or TOKEN in line) and not _MASK_REGISTRATION.search(line)
+    ]
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, sb: Sandbox, **extra: object) -> None:
+    """Point ``engagelab_default`` at ``sb`` with the given tuning extras."""
+    conn = {"conn_type": "engagelab", "host": sb.url, "login": KEY, "password": SECRET,
+            "extra": {"max_retries": 2, "max_retry_wait": 0.2, **extra}}
+    monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
+
+
+def only_journey_7_complete(rows, errors):
+    """A custom readiness check defined at module level (importable by reference)."""
+    return any(r["journey_id"] == 7 and r["time"].endswith(" 23") for r in rows)
+
+
+def always_fails(rows, errors):
+    """A custom check with a bug."""
+    raise ZeroDivisionError("division by zero in my check")
