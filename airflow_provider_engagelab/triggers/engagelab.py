@@ -30,7 +30,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_engagelab.core.query import build_query
+from airflow_provider_engagelab.core.query import build_query, parse_date
 from airflow_provider_engagelab.core.readiness import (
     Readiness,
     check_reference,
@@ -91,7 +91,8 @@ class EngageLabStatsAvailableTrigger(BaseTrigger):
         check: Any = None,
     ) -> None:
         super().__init__()
-        query = build_query(stats_type, journey_ids, "HOUR", target_date, target_date)
+        day = parse_date(target_date, "target_date")
+        query = build_query(stats_type, journey_ids, "HOUR", day, day)
         self.journey_ids: list[int] = list(query.journey_ids)
         self.target_date: str = query.start.isoformat()
         self.stats_type: str = query.stats_type.value
