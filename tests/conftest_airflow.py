@@ -126,15 +126,18 @@ class AirflowRunner:
     ) -> Any:
         """``dag.test()`` once (returns a :class:`DagTestResult`) or ``runs`` in order (a list).
 
-        Each run is a mapping with ``dag_id`` and optional ``logical_date`` (ISO string, or
-        ``None`` for a manual run without one), ``run_after`` and ``conf``.
+        Each run is a mapping with ``dag_id`` and optional ``logical_date`` (ISO string; absent:
+        ``dag.test()``'s default, now; present and ``None``: a manual run without a logical
+        date), ``run_after`` (ISO string) and ``conf``.
         """
         single = runs is None
         if single:
             if dag_id is None:
                 raise ValueError("dag_id or runs is required")
-            runs = [{"dag_id": dag_id, "logical_date": logical_date, "run_after": run_after,
-                     "conf": dict(conf or {})}]
+            one: dict[str, Any] = {"dag_id": dag_id, "run_after": run_after, "conf": dict(conf or {})}
+            if logical_date is not None:
+                one["logical_date"] = logical_date
+            runs = [one]
         spec = self.workdir / f"runs-{os.getpid()}-{id(runs)}.json"
         out = spec.with_suffix(".out.json")
         spec.write_text(json.dumps({"dags_folder": str(self.dags_folder), "runs": runs}))
@@ -221,8 +224,9 @@ def _child(spec_path: str, out_path: str) -> None:  # pragma: no cover - runs in
         if dag is None:
             raise SystemExit(f"DAG {run['dag_id']!r} not found in {spec['dags_folder']}")
         kwargs: dict[str, Any] = {}
-        if run.get("logical_date"):
-            kwargs["logical_date"] = datetime.fromisoformat(run["logical_date"])
+        if "logical_date" in run:  # present and None: a run without a logical date
+            value = run["logical_date"]
+            kwargs["logical_date"] = datetime.fromisoformat(value) if value else None
         if run.get("run_after"):
             kwargs["run_after"] = datetime.fromisoformat(run["run_after"])
         if run.get("conf"):
@@ -234,7 +238,9 @@ def _child(spec_path: str, out_path: str) -> None:  # pragma: no cover - runs in
             tis = session.query(TaskInstance).filter(
                 TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id
             )
-            task_states = [[ti.task_id, ti.map_index, str(getattr(ti.state, "value", ti.state))] for ti in tis]
+            task_states = [
+                [ti.task_id, ti.map_index, str(getattr(ti.state, "value", ti.state))] for ti in tis
+            ]
             xcoms = []
             for x in session.query(XComModel).filter(
                 XComModel.dag_id == dag.dag_id, XComModel.run_id == dag_run.run_id,
