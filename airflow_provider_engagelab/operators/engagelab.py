@@ -339,6 +339,10 @@ class EngageLabStatsOperator(BaseOperator):
                 stager.total_rows, stream.calls_done, len(staged), root,
             )
             files = commit(staged, lambda item: self._publish(base, root, item))
+        self.log.info(
+            "Wrote %d file(s), %d row(s): %s%s", len(files), sum(f["rows"] for f in files),
+            files[0]["uri"], f" .. {files[-1]['uri']}" if len(files) > 1 else "",
+        )
         summary = {
             "stats_type": query.stats_type.value,
             "time_unit": query.time_unit.value,
@@ -374,7 +378,7 @@ class EngageLabStatsOperator(BaseOperator):
                     fs.rm(temp)
                 raise
         uri = join_uri(root, item.relative_path)
-        self.log.info("Wrote %s (%d rows)", uri, item.rows)
+        self.log.debug("Wrote %s (%d rows)", uri, item.rows)
         return {"uri": uri, "rows": item.rows}
 
     def _emit_asset_event(self, context: Context, root: str, summary: dict[str, Any]) -> None:
