@@ -3,8 +3,9 @@
 ``airflow_home`` gives each test its own ``AIRFLOW_HOME`` (SQLite metadata database copied
 from one migrated once per session, its own DAGs folder) and runs a DAG file's
 ``dag.test()`` in a subprocess, so the Airflow configuration of the pytest process is never
-touched. The DAG file must end with :func:`dag_test_main` (it calls ``dag.test()`` with the
-logical date from the environment and exits 0 only when the run succeeded).
+touched. The DAG file must end with :func:`dag_test_main` (``airflow_home.main_block(...)``;
+it calls ``dag.test()`` with the logical date from the environment and exits 0 only when the
+run succeeded).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class AirflowHome:
     def dags_folder(self) -> Path:
         """The configured ``[core] dags_folder`` (dag.test() needs the DAG file inside it)."""
         return self.path / "dags"
+
+    main_block = staticmethod(dag_test_main)
 
     def write_dag(self, name: str, source: str) -> Path:
         """Write a DAG file into the DAGs folder; returns its path."""
