@@ -9,7 +9,7 @@
 #   scripts/stack.sh test     the end-to-end test (tests/stack/stack_driver.py), then down
 #
 # Settings (environment): STACK_DIR (default ${TMPDIR:-/tmp}/engagelab-stack), STACK_DAGS_FOLDER
-# (default tests/stack/dags), STACK_WORKER_CONCURRENCY (2), STACK_TIMEOUT (seconds to wait for a
+# (default example_dags), STACK_WORKER_CONCURRENCY (2), STACK_TIMEOUT (seconds to wait for a
 # healthy stack, 300), VENV (.venv). Every AIRFLOW_CONN_*/AIRFLOW_VAR_*/ENGAGELAB_* variable set
 # when `up` runs reaches every process. After `up`, `source $STACK_DIR/env.sh` points the
 # airflow CLI at the stack; $STACK_DIR/stack.json has the ports, the API URL and its login.
@@ -20,7 +20,7 @@ VENV=${VENV:-$REPO/.venv}
 PY=$VENV/bin/python
 AIRFLOW_BIN=$VENV/bin/airflow
 STACK_DIR=${STACK_DIR:-${TMPDIR:-/tmp}/engagelab-stack}
-STACK_DAGS_FOLDER=${STACK_DAGS_FOLDER:-$REPO/tests/stack/dags}
+STACK_DAGS_FOLDER=${STACK_DAGS_FOLDER:-$REPO/example_dags}
 STACK_WORKER_CONCURRENCY=${STACK_WORKER_CONCURRENCY:-2}
 STACK_TIMEOUT=${STACK_TIMEOUT:-300}
 MARKER=.engagelab-stack
