@@ -173,12 +173,22 @@ def test_bad_parameters_fail_before_any_request(api, requests_mock, kwargs, para
 
 @pytest.mark.parametrize(
     ("kwargs", "param"),
-    [({"stats_type": "visits"}, "stats_type"), ({"require": "most"}, "require"),
+    [({"journey_ids": "7,-8"}, "journey_ids"), ({"journey_ids": "[7, 'x']"}, "journey_ids"),
+     ({"target_date": "2026-3-10"}, "target_date"), ({"stats_type": "visits"}, "stats_type"),
+     ({"require": "most"}, "require"),
      ({"check": 42}, "check"), ({"check": lambda r, e: True, "deferrable": True}, "check")],
 )
 def test_bad_settings_fail_when_the_dag_is_parsed(kwargs, param):
     with pytest.raises(EngageLabValidationError, match=param):
         sensor(**kwargs)
+
+
+def test_templates_are_checked_when_the_task_runs(api, requests_mock):
+    s = sensor(journey_ids="{{ params.ids }}", target_date="{{ ds }}")  # no error at parse time
+    s.journey_ids, s.target_date = "7,x", "2026-03-10"  # what a bad template renders to
+    with pytest.raises(EngageLabValidationError, match="journey_ids"):
+        s.poke(context())
+    assert requests_mock.call_count == 0
 
 
 def test_templated_fields_render(api, requests_mock):
@@ -187,7 +197,8 @@ def test_templated_fields_render(api, requests_mock):
     with DAG("t", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
         s = sensor(journey_ids="{{ params.ids }}", target_date="{{ ds }}")
     assert set(s.template_fields) == {"journey_ids", "target_date"}
-    s.render_template_fields({"ds": "2026-03-09", "params": {"ids": "8,9"}})
+    s.render_template_fields({"ds": "2026-03-09", "params": {"ids": [8, 9]}})
+    assert s.journey_ids == "[8, 9]"  # a rendered list literal, as the operators accept it
     api.last_hour = {8: 23, 9: 23}
     done = s.poke(context())
     assert done and done.xcom_value["target_date"] == "2026-03-09"
