@@ -1,0 +1,83 @@
+"""One memory run in a fresh process; prints a JSON line with its peak RSS.
+
+Called by ``benchmarks/run.py`` as ``python _memory_child.py '<json spec>'``; the spec holds
+``conn_id`` (its ``AIRFLOW_CONN_*`` variable is in the environment), ``mode`` (``operator``:
+the operator streams rows to ``file://`` files; ``collect``: ``hook.get_stats`` first collects
+every row in a list, then the same writer writes them), ``stats_type``, ``time_unit``,
+``first_id``, ``ids``, ``start``, ``end``, ``output_format`` and ``output_dir``.
+
+Peak RSS is ``ru_maxrss`` of this process at the end (the sandbox runs in another process).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+
+def _rss_kib() -> int:
+    """Current resident set size in KiB (Linux ``/proc``), or 0 when unknown."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * resource.getpagesize() // 1024
+
+
+def run(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one memory measurement described by ``spec``."""
+    import logging
+
+    from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
+    from airflow_provider_engagelab.operators.engagelab import EngageLabStatsOperator
+
+    logging.getLogger("airflow").setLevel(logging.WARNING)
+    ids = list(range(spec["first_id"], spec["first_id"] + spec["ids"]))
+    rss_before = _rss_kib()
+    started = time.perf_counter()
+    if spec["mode"] == "operator":
+        operator = EngageLabStatsOperator(
+            task_id="bench_memory",
+            stats_type=spec["stats_type"],
+            engagelab_conn_id=spec["conn_id"],
+            journey_ids=ids,
+            time_unit=spec["time_unit"],
+            start_time=spec["start"],
+            end_time=spec["end"],
+            output_path="file://" + spec["output_dir"],
+            output_format=spec["output_format"],
+        )
+        summary = operator.execute({})
+        rows, calls, files = summary["total_rows"], summary["calls"], len(summary["files"])
+    elif spec["mode"] == "collect":
+        from airflow_provider_engagelab.core.writers import PartitionStager, commit, publish_local
+
+        result = EngageLabHook(spec["conn_id"]).get_stats(
+            spec["stats_type"], ids, spec["time_unit"], spec["start"], spec["end"]
+        )
+        q = result.query
+        with PartitionStager(
+            q.stats_type, q.time_unit, q.journey_ids, q.start, q.end, spec["output_format"]
+        ) as stager:
+            stager.add_all(result.rows)
+            staged = stager.finish()
+            commit(staged, lambda f: publish_local(f.local_path, f"{spec['output_dir']}/{f.relative_path}"))
+        rows, calls, files = len(result.rows), result.calls, len(staged)
+    else:
+        raise ValueError(f"unknown mode {spec['mode']!r}")
+    return {
+        "rows": rows,
+        "calls": calls,
+        "files": files,
+        "seconds": time.perf_counter() - started,
+        "rss_before_kib": rss_before,
+        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(json.loads(sys.argv[1]))), flush=True)

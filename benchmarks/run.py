@@ -1,0 +1,735 @@
+#!/usr/bin/env python
+"""Benchmarks of airflow-provider-engagelab against the local sandbox; prints one table.
+
+Usage::
+
+    python benchmarks/run.py                 # the full run (make bench), about 5-8 minutes
+    python benchmarks/run.py --quick         # small sizes: completes in seconds, checks call counts
+    python benchmarks/run.py --only 2,4      # some figures only
+    python benchmarks/run.py --json out.json # also write every figure and detail as JSON
+
+Figures (see benchmarks/README.md):
+
+1. fewest calls: requests counted by the sandbox == ceil(ids/100) x ceil(days/31) per type;
+2. rate-limit-bound backfill: wall time within 1.2x of max(calls/rate, calls x latency /
+   concurrency), at most 1% of requests answered 429; the sequential run beside it;
+3. flat memory: peak RSS of streaming ~1M rows to files at most 64 MiB over the same run
+   at ~100k rows; a run that collects every row first, for contrast;
+4. cheap DAG parsing: importing the operator and sensor modules adds < 50 ms over
+   ``import airflow.sdk`` and loads no aiohttp, pyarrow or fsspec back end;
+5. row path: parse + flatten + write >= 0.5x the speed of bare ``json.loads`` + writing
+   the same bytes, per output format.
+
+The exit status is 1 when a target is missed (with ``--quick``: only when a call count is
+wrong or a run fails; timings are not judged on small sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import importlib.util
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _support import ROOT, SandboxProcess, count_check, expected_calls, set_connection
+
+STATS_TYPES = ("journey", "message", "webhook")
+MiB = 1024 * 1024
+
+#: Modules that must not load while a DAG file is parsed (they load when a task runs).
+HEAVY_MODULES = (
+    "aiohttp",
+    "pyarrow",
+    "s3fs",
+    "gcsfs",
+    "adlfs",
+    "aiobotocore",
+    "botocore",
+    "boto3",
+    "pandas",
+    "orjson",
+)
+
+#: The modules a DAG file imports.
+PARSE_MODULES = (
+    "airflow_provider_engagelab.operators.engagelab",
+    "airflow_provider_engagelab.sensors.engagelab",
+)
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Figure:
+    """One line of the table.
+
+    ``ok`` is ``True``/``False`` for a target, ``None`` for a reference figure without one.
+    """
+
+    item: str
+    name: str
+    target: str
+    measured: str
+    ratio: float | None
+    ok: bool | None
+    detail: dict[str, Any] = field(default_factory=dict)
+    timing: bool = True  # judged only in the full run
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _status(fig: Figure, quick: bool) -> str:
+    if fig.ok is None:
+        return "info"
+    if quick and fig.timing:
+        return "ok (not judged)" if fig.ok else "n/a (not judged)"
+    return "PASS" if fig.ok else "FAIL"
+
+
+def print_table(figures: list[Figure], quick: bool) -> None:
+    """Print the figures as one aligned table."""
+    head = ("#", "figure", "target", "measured", "ratio", "result")
+    rows = [
+        (f.item, f.name, f.target, f.measured, _fmt_ratio(f.ratio), _status(f, quick)) for f in figures
+    ]
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    print("  ".join(str(h).ljust(w) for h, w in zip(head, widths, strict=True)))
+    print(line)
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(line)
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _quiet_airflow_logs() -> None:
+    import logging
+
+    for name in ("airflow", "airflow.task", "airflow.task.hooks"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _cpu_seconds(pid: int | None = None) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+# ------------------------------------------------------------------------------ 1: calls
+
+
+def count_figure(label: str, check: dict[str, Any]) -> Figure:
+    """A fewest-calls line from a :func:`count_check` result."""
+    per_type = check["expected_per_type"]
+    types = len(check["seen_per_type"])
+    expected = per_type * types
+    return Figure(
+        "1",
+        f"calls: {label}",
+        f"= {expected} ({per_type}/type)",
+        f"{check['requests']} ({', '.join(str(v) for v in check['seen_per_type'].values())})",
+        check["requests"] / expected if expected else None,
+        check["ok"],
+        check,
+        timing=False,
+    )
+
+
+#: (label, ids, first day, last day, time unit) for the plain call-count runs.
+CALL_SHAPES: tuple[tuple[int, date, date, str], ...] = (
+    (1, date(2025, 3, 1), date(2025, 3, 1), "DAY"),
+    (100, date(2025, 1, 1), date(2025, 1, 31), "DAY"),
+    (101, date(2025, 1, 1), date(2025, 2, 1), "DAY"),
+    (250, date(2025, 1, 1), date(2025, 4, 10), "DAY"),
+    (250, date(2025, 2, 1), date(2025, 2, 3), "HOUR"),
+)
+
+
+def bench_calls(quick: bool) -> list[Figure]:
+    """Figure 1 on its own shapes (the other figures add their runs' counts)."""
+    from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
+
+    figures = []
+    with SandboxProcess() as sb:
+        set_connection("engagelab_bench_calls", sb.connection())
+        hook = EngageLabHook("engagelab_bench_calls")
+        for ids, first, last, unit in CALL_SHAPES:
+            sb.reset()
+            for stype in STATS_TYPES:
+                for _ in hook.iter_stats(stype, range(1, ids + 1), unit, first, last):
+                    pass
+            days = (last - first).days + 1
+            check = count_check(sb.counters(), STATS_TYPES, ids, first, last)
+            figures.append(count_figure(f"{ids} ids x {days} d {unit}", check))
+    return figures
+
+
+# ------------------------------------------------------------------------------ 2: backfill
+
+
+def _backfill_run(sb: SandboxProcess, conn_id: str, ids: int, first: date, last: date) -> dict[str, Any]:
+    from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
+
+    sb.reset()
+    hook = EngageLabHook(conn_id)
+    per_type = {}
+    rows = 0
+    started = time.perf_counter()
+    for stype in STATS_TYPES:
+        t0, c0, s0 = time.perf_counter(), _cpu_seconds(), _cpu_seconds(sb.pid)
+        n = 0
+        for _ in hook.iter_stats(stype, range(1, ids + 1), "DAY", first, last):
+            n += 1  # rows are discarded: this measures the transport, pacing and parsing
+        per_type[stype] = {
+            "seconds": round(time.perf_counter() - t0, 3),
+            "rows": n,
+            "client_cpu_s": round(_cpu_seconds() - c0, 2),
+            "sandbox_cpu_s": round(_cpu_seconds(sb.pid) - s0, 2),
+        }
+        rows += n
+    wall = time.perf_counter() - started
+    counters = sb.counters()
+    return {"seconds": wall, "rows": rows, "per_type": per_type, "counters": counters}
+
+
+def bench_backfill(quick: bool) -> list[Figure]:
+    """Figure 2 (and its call counts for figure 1)."""
+    rate, latency, concurrency = 20.0, 0.1, 8
+    ids, first, last = (100, date(2025, 1, 1), date(2025, 3, 31)) if quick else (
+        1000, date(2025, 1, 1), date(2025, 12, 31))
+    calls = expected_calls(ids, first, last) * len(STATS_TYPES)
+    days = (last - first).days + 1
+    figures: list[Figure] = []
+    with SandboxProcess(latency=latency, rate_limit=rate) as sb:
+        runs = {}
+        for label, width in (("concurrent", concurrency), ("sequential", 1)):
+            conn_id = f"engagelab_bench_{label}"
+            set_connection(conn_id, sb.connection(requests_per_second=rate, max_concurrent_requests=width))
+            _log(f"2: backfill {ids} journeys x {days} days x 3 types, {label} (width {width})")
+            run = _backfill_run(sb, conn_id, ids, first, last)
+            runs[label] = run
+            check = count_check(run["counters"], STATS_TYPES, ids, first, last)
+            figures.append(count_figure(f"backfill {label}", check))
+        for label, width in (("concurrent", concurrency), ("sequential", 1)):
+            run = runs[label]
+            bound = max(calls / rate, calls * latency / width)
+            ratio = run["seconds"] / bound
+            total = run["counters"]["requests"]
+            limited = run["counters"]["rate_limited"]
+            detail = {
+                "calls": calls, "rate": rate, "latency": latency, "concurrency": width,
+                "bound_s": bound, "seconds": round(run["seconds"], 3), "rows": run["rows"],
+                "per_type": run["per_type"], "requests": total, "rate_limited": limited,
+                "max_in_flight": run["counters"]["max_in_flight"],
+            }
+            measured = f"{run['seconds']:.1f} s (bound {bound:.1f} s, {run['rows']:,} rows)"
+            if label == "concurrent":
+                figures.append(Figure(
+                    "2", f"backfill {ids}x{days}d DAY, 3 types, {calls} calls, {rate:g}/s, "
+                    f"{latency * 1000:g} ms, width {width}",
+                    "<= 1.2x bound", measured, ratio, ratio <= 1.2, detail,
+                ))
+                share = limited / total if total else 0.0
+                figures.append(Figure(
+                    "2", "  requests answered 429", "<= 1%",
+                    f"{share * 100:.1f}% ({limited}/{total})", share / 0.01, share <= 0.01, detail,
+                ))
+            else:
+                figures.append(Figure(
+                    "2", "  same backfill, sequential (width 1): reference", f"bound {bound:.0f} s",
+                    measured, ratio, None, detail,
+                ))
+    return figures
+
+
+# ------------------------------------------------------------------------------ 3: memory
+
+
+def _memory_child(sb: SandboxProcess, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    out = tempfile.mkdtemp(prefix="engagelab-bench-mem-")
+    try:
+        sb.reset()
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("_memory_child.py")),
+             json.dumps({**spec, "output_dir": out})],
+            env=env, capture_output=True, text=True, cwd=str(ROOT), check=False,
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"memory run {spec} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        result = json.loads(lines[-1])
+        result["counters"] = sb.counters()
+        return result
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def bench_memory(quick: bool) -> list[Figure]:
+    """Figure 3: peak RSS of the operator streaming HOUR message rows to files (and counts)."""
+    # One day of HOUR message statistics for many journeys (a daily HOUR run): ~48 rows per
+    # journey (24 hours x ~2 message components), 100 journeys per call.
+    day = date(2025, 6, 1)
+    small, large = (200, 2_000) if quick else (2_100, 21_000)
+    formats = ("jsonl",) if quick else ("jsonl", "csv")
+    figures: list[Figure] = []
+    env = dict(os.environ)
+    with SandboxProcess() as sb:
+        set_connection("engagelab_bench_memory", sb.connection(), env)
+        base = {
+            "conn_id": "engagelab_bench_memory", "stats_type": "message", "time_unit": "HOUR",
+            "first_id": 1, "start": day.isoformat(), "end": day.isoformat(),
+        }
+        results: dict[tuple[str, str, int], dict[str, Any]] = {}
+        plan = [("operator", fmt, n) for fmt in formats for n in (small, large)]
+        plan.append(("collect", "jsonl", large))
+        for mode, fmt, n in plan:
+            _log(f"3: {mode} {n} journeys x 1 day HOUR message -> {fmt}")
+            res = _memory_child(sb, {**base, "mode": mode, "ids": n, "output_format": fmt}, env)
+            results[(mode, fmt, n)] = res
+            check = count_check(res["counters"], ("message",), n, day, day)
+            figures.append(count_figure(f"memory {mode} {fmt} {n} ids", check))
+        for fmt in formats:
+            lo, hi = results[("operator", fmt, small)], results[("operator", fmt, large)]
+            growth = (hi["peak_rss_kib"] - lo["peak_rss_kib"]) * 1024
+            figures.append(Figure(
+                "3", f"peak RSS, operator -> file:// {fmt}: {hi['rows']:,} vs {lo['rows']:,} rows",
+                "<= +64 MiB",
+                f"{hi['peak_rss_kib'] / 1024:.0f} vs {lo['peak_rss_kib'] / 1024:.0f} MiB "
+                f"(+{growth / MiB:.0f} MiB)",
+                growth / (64 * MiB), growth <= 64 * MiB,
+                {"large": hi, "small": lo},
+            ))
+        col = results[("collect", "jsonl", large)]
+        figures.append(Figure(
+            "3", f"  contrast: hook.get_stats collects {col['rows']:,} rows first, then writes",
+            "-", f"{col['peak_rss_kib'] / 1024:.0f} MiB peak", None, None, col,
+        ))
+    return figures
+
+
+# ------------------------------------------------------------------------------ 4: imports
+
+_IMPORT_PROBE = """
+import importlib, json, sys, time
+t0 = time.perf_counter()
+import airflow.sdk
+t1 = time.perf_counter()
+before = set(sys.modules)
+for name in {modules!r}:
+    importlib.import_module(name)
+t2 = time.perf_counter()
+heavy = {heavy!r}
+loaded = lambda mods, m: m in mods or any(k.startswith(m + ".") for k in mods)
+print(json.dumps({{
+    "sdk_ms": (t1 - t0) * 1000,
+    "ours_ms": (t2 - t1) * 1000,
+    "heavy_by_ours": [m for m in heavy if loaded(sys.modules, m) and not loaded(before, m)],
+    "heavy_before": [m for m in heavy if loaded(before, m)],
+    "fsspec_backends": sorted(m for m in sys.modules if m.startswith("fsspec.implementations.")
+                              and m != "fsspec.implementations.local"),
+    "new_packages": sorted({{m.split(".")[0] for m in set(sys.modules) - before}}),
+}}))
+"""
+
+
+def _importtime_top(modules: tuple[str, ...], limit: int = 8) -> list[str]:
+    """Biggest cumulative import times below our modules (``python -X importtime``)."""
+    code = "import airflow.sdk\n" + "\n".join(f"import {m}" for m in modules)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=False
+    )
+    entries = []
+    seen_sdk = False
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = line.split("|")
+        try:
+            cumulative = int(parts[1])
+        except ValueError:
+            continue
+        name = parts[2].rstrip()
+        if name.strip() == "airflow.sdk" and not name.startswith("  "):
+            seen_sdk = True
+            continue
+        if seen_sdk:
+            depth = (len(name) - len(name.lstrip())) // 2
+            entries.append((cumulative, depth, name.strip()))
+    entries = [e for e in entries if e[1] <= 2]
+    entries.sort(reverse=True)
+    return [f"{name} ({us / 1000:.0f} ms cumulative, depth {depth})" for us, depth, name in entries[:limit]]
+
+
+def bench_imports(quick: bool) -> list[Figure]:
+    """Figure 4: import cost of a DAG file's provider imports, and what they load."""
+    missing = [m for m in PARSE_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        return [Figure("4", "import operator + sensor modules", "< 50 ms", f"missing {missing}", None, False)]
+    repeats = 2 if quick else 9
+    code = _IMPORT_PROBE.format(modules=PARSE_MODULES, heavy=HEAVY_MODULES)
+    samples = []
+    for i in range(repeats):
+        _log(f"4: import probe {i + 1}/{repeats}")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"import probe failed: {proc.stderr[-2000:]}")
+        samples.append(json.loads(lines[-1]))
+    ours = statistics.median(s["ours_ms"] for s in samples)
+    sdk = statistics.median(s["sdk_ms"] for s in samples)
+    heavy = sorted({m for s in samples for m in s["heavy_by_ours"]})
+    backends = sorted({m for s in samples for m in s["fsspec_backends"]})
+    detail = {
+        "samples_ms": [round(s["ours_ms"], 1) for s in samples],
+        "airflow_sdk_ms": round(sdk, 1),
+        "heavy_loaded_by_ours": heavy,
+        "heavy_loaded_by_airflow_sdk": samples[0]["heavy_before"],
+        "fsspec_backends": backends,
+        "new_packages": samples[0]["new_packages"],
+        "importtime_top": _importtime_top(PARSE_MODULES) if not quick and (ours >= 50 or heavy) else [],
+    }
+    return [
+        Figure("4", f"import operator + sensor after airflow.sdk ({sdk:.0f} ms), median of {repeats}",
+               "< 50 ms", f"+{ours:.0f} ms", ours / 50, ours < 50, detail),
+        Figure("4", "  heavy modules loaded at parse (aiohttp, pyarrow, s3fs/gcsfs/adlfs, boto...)",
+               "none", ", ".join(heavy + backends) or "none", None, not heavy and not backends, detail,
+               timing=False),
+    ]
+
+
+# ------------------------------------------------------------------------------ 5: row path
+
+
+def _fetch_bodies(quick: bool) -> list[tuple[Any, bytes]]:
+    """Real sandbox answers (over HTTP) for every stats type, DAY and HOUR, with their calls."""
+    import urllib.request
+    from base64 import b64encode
+    from urllib.parse import urlencode
+
+    from airflow_provider_engagelab.core.planning import plan_calls
+    from airflow_provider_engagelab.core.query import build_query
+
+    batches = 1 if quick else 6
+    shapes = (("DAY", date(2025, 1, 1), date(2025, 1, 31)), ("HOUR", date(2025, 6, 1), date(2025, 6, 2)))
+    auth = "Basic " + b64encode(b"sandbox-key:sandbox-secret").decode()
+    bodies = []
+    with SandboxProcess() as sb:
+        for stype in STATS_TYPES:
+            for unit, first, last in shapes:
+                query = build_query(stype, range(1, 100 * batches + 1), unit, first, last)
+                for call in plan_calls(query):
+                    request = urllib.request.Request(
+                        f"{sb.url}{call.endpoint}?{urlencode(call.params())}", headers={"Authorization": auth}
+                    )
+                    with urllib.request.urlopen(request, timeout=60) as response:
+                        bodies.append((call, response.read()))
+    return bodies
+
+
+def _groups(bodies: list[tuple[Any, bytes]]) -> dict[tuple[str, str], list[tuple[Any, bytes]]]:
+    groups: dict[tuple[str, str], list[tuple[Any, bytes]]] = {}
+    for call, body in bodies:
+        groups.setdefault((call.stats_type.value, call.time_unit.value), []).append((call, body))
+    return groups
+
+
+def _ours(bodies: list[tuple[Any, bytes]], fmt: str, tmp: str) -> tuple[float, int, list[bytes]]:
+    """Parse, flatten and stage every body into partition files (as the operator does).
+
+    Returns the CPU seconds of this process (not wall time: other processes on the machine
+    do not count), the rows, and the bytes of the files written.
+    """
+    from airflow_provider_engagelab.core.parsing import parse_response
+    from airflow_provider_engagelab.core.writers import PartitionStager
+
+    outputs: list[bytes] = []
+    rows = 0
+    elapsed = 0.0
+    for (stype, unit), items in _groups(bodies).items():
+        ids = sorted({j for call, _ in items for j in call.journey_ids})
+        first = min(call.start for call, _ in items)
+        last = max(call.end for call, _ in items)
+        t0 = time.process_time()
+        with PartitionStager(stype, unit, ids, first, last, fmt, staging_dir=tmp) as stager:
+            for call, body in items:
+                rows += stager.add_all(parse_response(call, 200, body).rows)
+            staged = stager.finish()
+            elapsed += time.process_time() - t0
+            for item in staged:
+                outputs.append(Path(item.local_path).read_bytes())
+    return elapsed, rows, outputs
+
+
+def _baseline(bodies: list[tuple[Any, bytes]], outputs: list[bytes], tmp: str) -> float:
+    """Bare ``json.loads`` of the same bodies plus writing the same bytes (as many files)."""
+    t0 = time.process_time()
+    for _, body in bodies:
+        json.loads(body)
+    for i, data in enumerate(outputs):
+        with open(os.path.join(tmp, f"baseline-{i}"), "wb") as handle:
+            handle.write(data)
+    return time.process_time() - t0
+
+
+#: Variants of the core's row path, measured to size proposed changes (not used otherwise).
+WHAT_IFS: dict[str, str] = {
+    "stdlib": "stdlib json, prebuilt JSONEncoder, one csv.writer per file",
+    "orjson": "orjson loads/dumps, one csv.writer per file",
+    "stdlib+batch": "stdlib json, prebuilt JSONEncoder, rows staged in batches",
+    "orjson+batch": "orjson loads/dumps, rows staged in batches",
+    "msgspec+batch": "msgspec (an Airflow dependency), rows staged in batches",
+}
+
+#: Rows per batch of the batched what-if (bounded: a stream is never held whole).
+BATCH_ROWS = 8192
+
+
+def _batched_add_all(self: Any, rows: Any) -> int:
+    """A batched ``PartitionStager.add_all``: same checks and bytes, one write per date and batch."""
+    import itertools
+    from operator import itemgetter
+
+    from airflow_provider_engagelab.core import writers
+    from airflow_provider_engagelab.exceptions import EngageLabResponseError
+
+    if self._finished:
+        raise RuntimeError("rows cannot be added after finish()")
+    count = 0
+    getter = itemgetter(*self._csv_columns)
+    source = iter(rows)
+    while True:
+        batch = list(itertools.islice(source, BATCH_ROWS))
+        if not batch:
+            return count
+        groups: dict[str, list[Any]] = {}
+        for row in batch:
+            when = row.get("time")
+            key = when[:10] if isinstance(when, str) else None
+            group = groups.get(key)  # type: ignore[arg-type]
+            if group is None:
+                if key not in self._day_keys:
+                    raise EngageLabResponseError(f"row has time {when!r}, outside the requested window")
+                group = groups[key] = []  # type: ignore[index]
+            group.append(row)
+        for key, group in groups.items():
+            handle = self._handle(key)
+            if self.output_format == "csv":
+                writers._csv_writer(handle).writerows(map(getter, group))
+            else:
+                handle.write("".join(map(writers.jsonl_line, group)))
+            self._rows[key] += len(group)
+        count += len(batch)
+
+
+@contextmanager
+def _what_if(name: str) -> Iterator[None]:
+    """Temporarily run the core's parsing and writing with the changes of ``WHAT_IFS[name]``."""
+    import weakref
+    from types import SimpleNamespace
+
+    from airflow_provider_engagelab.core import parsing, writers
+
+    library, _, batch = name.partition("+")
+    loads: Callable[[Any], Any]
+    if library == "stdlib":
+        encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        loads = json.loads
+
+        def line(row: Any) -> str:
+            return encoder.encode(row) + "\n"
+    elif library == "orjson":
+        import orjson
+
+        loads = orjson.loads
+
+        def line(row: Any) -> str:
+            return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE).decode()
+    elif library == "msgspec":
+        import msgspec
+
+        msg_decoder, msg_encoder = msgspec.json.Decoder(), msgspec.json.Encoder()
+        loads = msg_decoder.decode
+
+        def line(row: Any) -> str:
+            return msg_encoder.encode(row).decode() + "\n"
+    else:
+        raise ValueError(name)
+    original_writer = writers._csv_writer
+    cache: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+    def csv_writer(handle: Any) -> Any:
+        writer = cache.get(handle)
+        if writer is None:
+            writer = cache[handle] = original_writer(handle)
+        return writer
+
+    stager = writers.PartitionStager
+    saved = parsing.json, writers.jsonl_line, writers._csv_writer, stager.add_all
+    parsing.json = SimpleNamespace(loads=loads)  # type: ignore[assignment]
+    writers.jsonl_line = line  # type: ignore[assignment]
+    writers._csv_writer = csv_writer  # type: ignore[assignment]
+    if batch:
+        stager.add_all = _batched_add_all  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        parsing.json, writers.jsonl_line, writers._csv_writer, stager.add_all = saved
+
+
+def _split(bodies: list[tuple[Any, bytes]], repeats: int) -> dict[str, float]:
+    """Where the CPU time of the jsonl path goes, in microseconds per row."""
+    from airflow_provider_engagelab.core.parsing import parse_response
+    from airflow_provider_engagelab.core.writers import jsonl_line
+
+    parsed = [parse_response(call, 200, body).rows for call, body in bodies]
+    rows = sum(len(r) for r in parsed)
+
+    def timed(fn: Callable[[], Any]) -> float:
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t0)
+        return best
+
+    t_loads = timed(lambda: [json.loads(body) for _, body in bodies])
+    t_parse = timed(lambda: [parse_response(call, 200, body) for call, body in bodies])
+    t_dumps = timed(lambda: [jsonl_line(row) for chunk in parsed for row in chunk])
+    us = 1e6 / rows
+    return {
+        "json_loads_us": round(t_loads * us, 2),
+        "flatten_checks_us": round((t_parse - t_loads) * us, 2),
+        "jsonl_line_us": round(t_dumps * us, 2),
+    }
+
+
+def bench_row_path(quick: bool) -> list[Figure]:
+    """Figure 5: rows per CPU second of our row path vs bare json.loads + writing the same bytes."""
+    _log("5: fetching sandbox bodies")
+    bodies = _fetch_bodies(quick)
+    repeats = 1 if quick else 3
+    formats = ["jsonl", "csv"]
+    if importlib.util.find_spec("pyarrow") is not None:
+        formats.append("parquet")
+    figures: list[Figure] = []
+    tmp = tempfile.mkdtemp(prefix="engagelab-bench-rows-")
+    # Move everything alive now (Airflow, the bodies) out of the collector's way, so a full
+    # collection triggered by the rows being built costs the same in every measurement.
+    gc.collect()
+    gc.freeze()
+    try:
+        baselines: dict[str, float] = {}
+        for fmt in formats:
+            _log(f"5: row path -> {fmt}")
+            best_ours = best_base = math.inf
+            for _ in range(repeats):
+                elapsed, rows, outputs = _ours(bodies, fmt, tmp)
+                best_ours = min(best_ours, elapsed)
+                best_base = min(best_base, _baseline(bodies, outputs, tmp))
+            ours, base = rows / best_ours, rows / best_base
+            baselines[fmt] = base
+            size = sum(len(o) for o in outputs)
+            figures.append(Figure(
+                "5", f"row path -> {fmt} ({rows:,} rows, {size / MiB:.0f} MiB out)",
+                ">= 0.5x baseline",
+                f"{ours:,.0f} vs {base:,.0f} rows/s", ours / base, ours / base >= 0.5,
+                {"ours_rows_per_cpu_s": ours, "baseline_rows_per_cpu_s": base, "rows": rows, "bytes": size},
+            ))
+        if quick:
+            return figures
+        split = _split(bodies, repeats)
+        figures.append(Figure(
+            "5", "  jsonl CPU split (us/row): json.loads | flatten+checks | jsonl_line", "-",
+            " | ".join(f"{v:.2f}" for v in split.values()), None, None, split,
+        ))
+        for name, text in WHAT_IFS.items():
+            if importlib.util.find_spec(name.partition("+")[0].replace("stdlib", "json")) is None:
+                continue
+            for fmt in ("jsonl", "csv"):
+                _log(f"5: what-if {name} -> {fmt}")
+                with _what_if(name):
+                    best = min(_ours(bodies, fmt, tmp)[0] for _ in range(repeats))
+                ours = rows / best
+                figures.append(Figure(
+                    "5", f"  what-if -> {fmt}: {text}", "-",
+                    f"{ours:,.0f} vs {baselines[fmt]:,.0f} rows/s", ours / baselines[fmt], None,
+                    {"ours_rows_per_cpu_s": ours, "baseline_rows_per_cpu_s": baselines[fmt]},
+                ))
+    finally:
+        gc.unfreeze()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
+
+
+# ------------------------------------------------------------------------------ main
+
+BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
+    "1": bench_calls,
+    "2": bench_backfill,
+    "3": bench_memory,
+    "4": bench_imports,
+    "5": bench_row_path,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks, print the table; 1 when a target is missed."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes; judge call counts only")
+    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated figure numbers")
+    parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    _quiet_airflow_logs()
+    chosen = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = [c for c in chosen if c not in BENCHES]
+    if unknown:
+        parser.error(f"unknown figure(s) {unknown}; choose from {sorted(BENCHES)}")
+    started = time.perf_counter()
+    figures: list[Figure] = []
+    for key in sorted(chosen):
+        figures.extend(BENCHES[key](args.quick))
+    # Figure 1 lines first: the plain shapes, then the counts of the other runs.
+    figures.sort(key=lambda f: f.item)
+    elapsed = time.perf_counter() - started
+    load = os.getloadavg()
+    print(f"\nEngageLab provider benchmarks ({'quick' if args.quick else 'full'}), python "
+          f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f}, "
+          f"{elapsed:.0f} s")
+    print_table(figures, args.quick)
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(
+            {"quick": args.quick, "seconds": elapsed, "load_average": load,
+             "figures": [asdict(f) for f in figures]}, indent=2, default=str))
+    judged = [f for f in figures if f.ok is not None and not (args.quick and f.timing)]
+    return 0 if all(f.ok for f in judged) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
