@@ -24,7 +24,7 @@ STACK_DAGS_FOLDER=${STACK_DAGS_FOLDER:-$REPO/example_dags}
 STACK_WORKER_CONCURRENCY=${STACK_WORKER_CONCURRENCY:-2}
 STACK_TIMEOUT=${STACK_TIMEOUT:-300}
 MARKER=.engagelab-stack
-# Start order; `down` stops in the reverse order.
+# Every service `up` starts, in start order.
 SERVICES=(postgres redis api-server scheduler dag-processor triggerer worker-1 worker-2)
 
 log() { printf '[stack %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -47,8 +47,16 @@ ensure_system_packages() {
     [[ $EUID -eq 0 ]] || die "missing Debian packages: ${missing[*]} (apt-get install them as root)"
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The packages' own services (redis on 6379, PostgreSQL's main cluster) must not start: the
+    # stack runs private instances. Without a policy-rc.d, add a temporary one that says no.
+    local policy=/usr/sbin/policy-rc.d added=""
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added=1
+    fi
+    local rc=0
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
+    if [[ -n "$added" ]]; then rm -f "$policy"; fi
+    ((rc == 0)) || die "apt-get install ${missing[*]} failed"
     pg_bindir >/dev/null || die "postgresql installed but no /usr/lib/postgresql/*/bin/initdb"
 }
 
@@ -105,32 +113,49 @@ start_service() { # name command...
     log "started $name (pid $pid)"
 }
 
-stop_service() { # name
-    local name=$1 pid kids pg i
-    pid=$(live_pid "$name") || { rm -f "$STACK_DIR/pids/$name"; return 0; }
-    if [[ "$name" == postgres ]]; then
-        pg_ctl_as_owner stop -D "$STACK_DIR/pg/data" -m fast -w -t 30 >/dev/null 2>&1 || true
-    fi
-    # The PIDs below it now, each with its start time (checked again before a SIGKILL).
-    kids=$(for i in $(descendants "$pid"); do echo "$i:$(proc_start "$i")"; done)
-    pg=$(ps -o pgid= -p "$pid" | tr -d ' ' || true)
-    if [[ "$pg" == "$pid" ]]; then kill -TERM -- "-$pid" 2>/dev/null || true; else kill -TERM "$pid" 2>/dev/null || true; fi
+# Stop services together: SIGTERM to each one's process group at once, wait up to 30 s for them
+# all, then SIGKILL whatever of ours is left (leaders, groups, and children that left the group,
+# each checked against its recorded start time so that a reused PID is never hit).
+stop_services() { # name...
+    local name pid pg i alive
+    local -A leader=() group=() kids=()
+    for name in "$@"; do
+        pid=$(live_pid "$name") || { rm -f "$STACK_DIR/pids/$name"; continue; }
+        if [[ "$name" == postgres ]]; then
+            pg_ctl_as_owner stop -D "$STACK_DIR/pg/data" -m fast -w -t 30 >/dev/null 2>&1 || true
+        fi
+        kids[$name]=$(for i in $(descendants "$pid"); do echo "$i:$(proc_start "$i")"; done)
+        pg=$(ps -o pgid= -p "$pid" | tr -d ' ' || true)
+        leader[$name]=$pid
+        group[$name]=$pg
+        if [[ "$pg" == "$pid" ]]; then kill -TERM -- "-$pid" 2>/dev/null || true; else kill -TERM "$pid" 2>/dev/null || true; fi
+    done
     for ((i = 0; i < 60; i++)); do
-        [[ -d /proc/$pid ]] || break
+        alive=0
+        for name in "${!leader[@]}"; do
+            if [[ -d /proc/${leader[$name]} ]]; then alive=1; fi
+        done
+        ((alive)) || break
         sleep 0.5
     done
-    # Whatever of ours is left (the leader, its group, children that left the group): SIGKILL.
-    if [[ -d /proc/$pid ]]; then
-        log "$name (pid $pid) ignored SIGTERM for 30 s: SIGKILL"
-        if [[ "$pg" == "$pid" ]]; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    sleep 0.2
-    for i in $kids; do
-        if [[ -n "${i#*:}" && "$(proc_start "${i%%:*}")" == "${i#*:}" ]]; then kill -KILL "${i%%:*}" 2>/dev/null || true; fi
+    for name in "${!leader[@]}"; do
+        pid=${leader[$name]}
+        if [[ -d /proc/$pid ]]; then
+            log "$name (pid $pid) ignored SIGTERM for 30 s: SIGKILL"
+            if [[ "${group[$name]}" == "$pid" ]]; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
     done
-    rm -f "$STACK_DIR/pids/$name"
-    log "stopped $name (pid $pid)"
+    sleep 0.2
+    for name in "${!leader[@]}"; do
+        for i in ${kids[$name]}; do
+            if [[ -n "${i#*:}" && "$(proc_start "${i%%:*}")" == "${i#*:}" ]]; then
+                kill -KILL "${i%%:*}" 2>/dev/null || true
+            fi
+        done
+        rm -f "$STACK_DIR/pids/$name"
+        log "stopped $name (pid ${leader[$name]})"
+    done
 }
 
 pg_ctl_as_owner() { # PostgreSQL's tools refuse to run as root: run them as `postgres` then.
@@ -383,12 +408,11 @@ cmd_up() {
 }
 
 cmd_down() {
-    local i
     set +e # best effort: a failure to stop one service must not leave the others running
     [[ -d "$STACK_DIR/pids" ]] || { log "nothing to stop in $STACK_DIR"; return 0; }
-    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-        stop_service "${SERVICES[i]}"
-    done
+    # Airflow first (all its processes at once), then the broker and the database.
+    stop_services worker-1 worker-2 triggerer scheduler dag-processor api-server
+    stop_services redis postgres
     # Data goes; logs stay for a look after a failure (the next `up` clears the folder).
     rm -rf "$STACK_DIR/pg" "$STACK_DIR/redis"
     log "stack down (logs kept in $STACK_DIR/logs)"

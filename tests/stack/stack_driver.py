@@ -308,6 +308,7 @@ def run(args: argparse.Namespace) -> int:
         # The trigger polls the API from the triggerer and still finds no data for yesterday.
         wait_for("the trigger's first poll", lambda: sandbox.counters()["requests"] > at_deferral,
                  timeout=args.poke_interval + 60, interval=0.5)
+        wait_for("the trigger's poll to end", lambda: _quiet(sandbox), timeout=60, interval=0.1)
         polls_before = sandbox.counters()["requests"]
         summary["sensor_requests_before_cutoff"] = polls_before
         sandbox.configure(available_through=today0)
@@ -401,6 +402,14 @@ def _finished(api: Api, dag_id: str, count: int) -> list[dict] | None:
     if len(runs) >= count and all(r["state"] in TERMINAL for r in runs):
         return runs
     return None
+
+
+def _quiet(sandbox: Sandbox) -> bool:
+    """No request in flight and none arriving for a second."""
+    before = sandbox.counters()
+    time.sleep(1)
+    after = sandbox.counters()
+    return after["in_flight"] == 0 and after["requests"] == before["requests"]
 
 
 def _deferred(api: Api) -> dict | None:
