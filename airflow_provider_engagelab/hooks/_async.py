@@ -21,7 +21,7 @@ from airflow_provider_engagelab.core.parsing import ParsedResponse, parse_respon
 from airflow_provider_engagelab.core.planning import PlannedCall, plan_calls
 from airflow_provider_engagelab.core.query import StatsQuery, build_query
 from airflow_provider_engagelab.core.retry import Pacer, budget_exhausted, parse_retry_after, retry_kwargs
-from airflow_provider_engagelab.core.stream import StatsResult
+from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.exceptions import EngageLabError, EngageLabTransportError
 from airflow_provider_engagelab.hooks.engagelab import EngageLabHook, _mask
 
@@ -223,14 +223,8 @@ class EngageLabAsyncHook(BaseHook):
             query.time_unit.value, len(calls),
         )
         results = await self.run_calls(calls)
-        rows: list[dict[str, Any]] = []
-        errors = []
-        requests = 0
-        for parsed, attempts in results:
-            rows.extend(parsed.rows)
-            errors.extend(parsed.errors)
-            requests += attempts
-        return StatsResult(query, rows, errors, len(results), requests)
+        # The same accounting of rows, errors and requests as the sync hook's stream.
+        return StatsStream(query, len(calls), iter(results)).collect()
 
     async def get_journey_stats(self, journey_ids: Any, time_unit: str = "DAY", start_time: Any = None,
                                 end_time: Any = None) -> StatsResult:
