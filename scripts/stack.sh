@@ -439,10 +439,14 @@ cmd_test() {
     # The driver starts the sandbox, brings the stack up pointed at it, runs the DAGs, asserts
     # and brings the stack down; the trap makes sure nothing keeps running whatever happens.
     trap 'cmd_down' EXIT
-    trap 'exit 130' INT TERM
     ensure_system_packages
     ensure_python_packages
-    STACK_DIR=$STACK_DIR "$PY" "$REPO/tests/stack/stack_driver.py" "$@"
+    # In the background so that a signal reaches this shell at once: pass it on to the driver
+    # (it stops the stack in its `finally`), wait for it, then the EXIT trap makes sure.
+    STACK_DIR=$STACK_DIR "$PY" "$REPO/tests/stack/stack_driver.py" "$@" &
+    DRIVER_PID=$!
+    trap 'kill -TERM "$DRIVER_PID" 2>/dev/null; wait "$DRIVER_PID"; exit 130' INT TERM
+    wait "$DRIVER_PID"
 }
 
 case "${1:-}" in

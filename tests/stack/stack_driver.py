@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -228,7 +229,17 @@ def compare_rows(got: list[str], want: list[dict]) -> tuple[bool, str]:
 # --- the test ---------------------------------------------------------------------------------
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(args: argparse.Namespace) -> int:
+    # The test's dates are "yesterday" and the last three months (UTC). A run crossing midnight
+    # UTC would see the schedulers create the next day's (or month's) run as well: start after.
+    to_midnight = 86400 - (time.time() % 86400)
+    if to_midnight < args.midnight_margin:
+        log(f"{to_midnight:.0f} s to midnight UTC: waiting until just after it")
+        time.sleep(to_midnight + 30)
     t_start = time.monotonic()
     checks = Checks()
     stack_dir = Path(os.environ.get("STACK_DIR") or Path(tempfile.gettempdir()) / "engagelab-stack")
@@ -466,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.3, help="sandbox seconds per request")
     p.add_argument("--poke-interval", type=int, default=5, help="sensor poke interval (seconds)")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for each phase's runs")
+    p.add_argument("--midnight-margin", type=float, default=900,
+                   help="start only if at least this many seconds remain before midnight UTC")
     p.add_argument("--keep", action="store_true", help="leave the stack running (then: stack.sh down)")
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM too runs the clean-up in `finally`
     return run(p.parse_args(argv))
 
 
