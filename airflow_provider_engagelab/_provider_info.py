@@ -118,6 +118,24 @@ def provider_info(version: str) -> dict[str, Any]:
                 "python-modules": ["airflow_provider_engagelab.hooks.engagelab"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "EngageLab",
+                "python-modules": ["airflow_provider_engagelab.operators.engagelab"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "EngageLab",
+                "python-modules": ["airflow_provider_engagelab.sensors.engagelab"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "EngageLab",
+                "python-modules": ["airflow_provider_engagelab.triggers.engagelab"],
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_engagelab.hooks.engagelab.EngageLabHook",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -110,11 +111,14 @@ def parse_date(value: Any, param: str) -> date:
 def parse_journey_ids(value: Any, param: str = "journey_ids") -> tuple[int, ...]:
     """Normalise journey IDs to a tuple of positive ints, duplicates removed, order kept.
 
-    Accepts a list/tuple of ints or digit strings, a single int, or a comma-separated
-    string. Rejects empty input, zero, negatives, booleans, floats and non-digits.
+    Accepts a list/tuple of ints or digit strings, a single int, a comma-separated string,
+    or a string holding a list literal (``"[1, 2, 3]"``, what a Jinja template renders a list
+    to). Rejects empty input, zero, negatives, booleans, floats and non-digits.
     """
     items: Iterable[Any]
-    if isinstance(value, str):
+    if isinstance(value, str) and value.strip()[:1] in ("[", "("):
+        items = _list_literal(value, param)
+    elif isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
     elif isinstance(value, bool):
         raise _reject(param, value, "must be journey IDs (positive integers), not a boolean")
@@ -134,6 +138,17 @@ def parse_journey_ids(value: Any, param: str = "journey_ids") -> tuple[int, ...]
     if not ids:
         raise _reject(param, value, "at least one journey ID is required")
     return tuple(ids)
+
+
+def _list_literal(value: str, param: str) -> list[Any]:
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        parsed = None
+    if not isinstance(parsed, (list, tuple)):
+        rule = "a rendered list must be a list literal of journey IDs such as '[1, 2, 3]'"
+        raise _reject(param, value, rule)
+    return list(parsed)
 
 
 def _is_sequence_like(value: Any) -> bool:

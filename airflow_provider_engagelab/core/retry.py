@@ -86,13 +86,13 @@ def budget_exhausted(exc: EngageLabError, attempts: int, settings: ConnectionSet
     if not exc.retryable or attempts <= 1:
         return exc
     hint = (
-        "lower requests_per_second or max_concurrent_requests, or use an Airflow pool"
+        "; lower requests_per_second or max_concurrent_requests, or share an Airflow pool"
         if exc.status == 429 or exc.code == 55110
-        else "the task's own retries will try again later"
+        else ""
     )
     new = type(exc)(
         f"{exc.message} — gave up after {attempts} attempts (connection extra "
-        f"max_retries={settings.max_retries}, max_retry_wait={settings.max_retry_wait:g}s); {hint}",
+        f"max_retries={settings.max_retries}, max_retry_wait={settings.max_retry_wait:g}s){hint}",
         code=exc.code,
         status=exc.status,
         retryable=exc.retryable,

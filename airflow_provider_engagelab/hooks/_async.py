@@ -23,7 +23,7 @@ from airflow_provider_engagelab.core.query import StatsQuery, build_query
 from airflow_provider_engagelab.core.retry import Pacer, budget_exhausted, parse_retry_after, retry_kwargs
 from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.exceptions import EngageLabError, EngageLabTransportError
-from airflow_provider_engagelab.hooks.engagelab import EngageLabHook, _mask
+from airflow_provider_engagelab.hooks.engagelab import EngageLabHook, mask_credentials
 
 try:  # Airflow >= 3.1 exports BaseHook from the task SDK
     from airflow.sdk import BaseHook
@@ -97,7 +97,7 @@ class EngageLabAsyncHook(BaseHook):
                 password=conn.password,
                 extra=conn.extra_dejson,
             )
-            _mask(resolved.api_secret, resolved.basic_token)
+            mask_credentials(resolved.api_secret, resolved.basic_token)
             self._pacer = Pacer(resolved.settings.requests_per_second)
             self._resolved = resolved
         return self._resolved

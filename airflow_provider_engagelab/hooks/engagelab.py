@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["EngageLabHook", "EngageLabAsyncHook"]
 
 
-def _mask(*secrets: str) -> None:
+def mask_credentials(*secrets: str) -> None:
     """Register values with Airflow's secrets masker (task and supervisor logs)."""
     try:
         from airflow.sdk.log import mask_secret
@@ -116,7 +116,7 @@ class EngageLabHook(HttpHook):
                 password=conn.password,
                 extra=conn.extra_dejson,
             )
-            _mask(resolved.api_secret, resolved.basic_token)
+            mask_credentials(resolved.api_secret, resolved.basic_token)
             self._resolved = resolved
             self._pacer = Pacer(resolved.settings.requests_per_second)
         return self._resolved

@@ -255,14 +255,17 @@ def test_streaming_yields_rows_without_collecting(hook, requests_mock):
         {"exc": requests.exceptions.ConnectTimeout},
     ],
 )
-def test_secret_and_token_never_logged_or_raised(hook, requests_mock, caplog, responses):
+def test_secret_and_token_never_logged_or_raised(hook, requests_mock, caplog, capsys, responses):
     caplog.set_level(logging.DEBUG)
     requests_mock.get(JOURNEY_URL, **responses)
     with pytest.raises(Exception) as err:
         hook.get_journey_stats([1], "DAY", "2026-06-01", "2026-06-01")
     ok, message = hook.test_connection()
-    texts = [str(err.value), repr(err.value), message, caplog.text]
+    captured = capsys.readouterr()
+    # Airflow's structlog handlers print to stdout/stderr; stdlib records land in caplog.
+    texts = [str(err.value), repr(err.value), message, caplog.text, captured.out, captured.err]
     texts += [str(a) for rec in caplog.records for a in (rec.args or ())]
+    assert "EngageLab journey stats" in captured.out + caplog.text  # the log was captured
     for text in texts:
         assert SECRET not in text and TOKEN not in text
     assert ok is False

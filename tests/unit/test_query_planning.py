@@ -30,6 +30,8 @@ from airflow_provider_engagelab.exceptions import EngageLabValidationError
         ([3, 1, 3, 2, 1], (3, 1, 2)),
         ("9,9,9", (9,)),
         ((x for x in [4, 5]), (4, 5)),
+        ("[1, 2, 3]", (1, 2, 3)),  # a Jinja-rendered list
+        (" ('4', 5) ", (4, 5)),
     ],
 )
 def test_journey_ids_accepted(value, expected):
@@ -54,6 +56,9 @@ def test_journey_ids_accepted(value, expected):
         (None, "list of positive integers"),
         ({"a": 1}, "list of positive integers"),
         ([None], "positive integer"),
+        ("[1, 2", "list literal"),
+        ("[1, 'x']", "digits only"),
+        ("[]", "at least one"),
     ],
 )
 def test_journey_ids_rejected_with_param_and_rule(value, rule):
