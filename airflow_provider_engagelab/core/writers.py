@@ -512,6 +512,13 @@ def output_root_uri(output_path: str, param: str = "output_path") -> str:
     return f"{scheme.lower()}://{netloc}{sep}{path}".rstrip("/") or f"{scheme.lower()}://"
 
 
+def local_root(root_uri: str) -> str | None:
+    """The local directory of a ``file://`` root (from :func:`output_root_uri`), else ``None``."""
+    if root_uri.startswith("file://"):
+        return root_uri[len("file://"):] or "/"
+    return None
+
+
 def asset_uri(output_path: str, stats_type: Any) -> str:
     """The Asset URI of one operator's output: ``<root>/<stats_type>``."""
     return join_uri(output_root_uri(output_path), parse_stats_type(stats_type).value)

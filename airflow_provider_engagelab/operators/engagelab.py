@@ -8,6 +8,7 @@ partitioning, serialisation and atomic commit in :mod:`..core.writers`.
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -36,6 +37,7 @@ from airflow_provider_engagelab.core.writers import (
     join_uri,
     journey_error_report,
     journey_errors_exception,
+    local_root,
     output_root_uri,
     parse_error_policy,
     parse_max_xcom_rows,
@@ -324,9 +326,11 @@ class EngageLabStatsOperator(BaseOperator):
         return report
 
     def _write(self, context: Context, query: StatsQuery, stream: StatsStream, root: str) -> dict[str, Any]:
-        from airflow.sdk import ObjectStoragePath
+        local_dir = local_root(root)
+        if local_dir is None:
+            from airflow.sdk import ObjectStoragePath
 
-        base = ObjectStoragePath(self.output_path, conn_id=self.output_conn_id)
+            base = ObjectStoragePath(self.output_path, conn_id=self.output_conn_id)
         with PartitionStager(
             query.stats_type, query.time_unit, query.journey_ids, query.start, query.end,
             self.output_format,
@@ -338,7 +342,10 @@ class EngageLabStatsOperator(BaseOperator):
                 "Fetched %d row(s) in %d call(s); committing %d file(s) under %s",
                 stager.total_rows, stream.calls_done, len(staged), root,
             )
-            files = commit(staged, lambda item: self._publish(base, root, item))
+            if local_dir is not None:  # file:// needs no connection nor file system object
+                files = commit(staged, lambda item: self._publish_local(local_dir, root, item))
+            else:
+                files = commit(staged, lambda item: self._publish(base, root, item))
         self.log.info(
             "Wrote %d file(s), %d row(s): %s%s", len(files), sum(f["rows"] for f in files),
             files[0]["uri"], f" .. {files[-1]['uri']}" if len(files) > 1 else "",
@@ -356,6 +363,16 @@ class EngageLabStatsOperator(BaseOperator):
         }
         self._emit_asset_event(context, root, summary)
         return summary
+
+    def _publish_local(self, directory: str, root: str, item: StagedFile) -> dict[str, Any]:
+        """Move one staged file into place on the local file system (temp name + rename)."""
+        publish_local(item.local_path, os.path.join(directory, *item.relative_path.split("/")))
+        return self._published(root, item)
+
+    def _published(self, root: str, item: StagedFile) -> dict[str, Any]:
+        uri = join_uri(root, item.relative_path)
+        self.log.debug("Wrote %s (%d rows)", uri, item.rows)
+        return {"uri": uri, "rows": item.rows}
 
     def _publish(self, base: ObjectStoragePath, root: str, item: StagedFile) -> dict[str, Any]:
         """Put one staged file in place, atomically; return its URI and row count."""
@@ -377,9 +394,7 @@ class EngageLabStatsOperator(BaseOperator):
                 if fs.exists(temp):
                     fs.rm(temp)
                 raise
-        uri = join_uri(root, item.relative_path)
-        self.log.debug("Wrote %s (%d rows)", uri, item.rows)
-        return {"uri": uri, "rows": item.rows}
+        return self._published(root, item)
 
     def _emit_asset_event(self, context: Context, root: str, summary: dict[str, Any]) -> None:
         events = context.get("outlet_events")

@@ -588,10 +588,14 @@ class _Accessor:
         self.added.append((asset, extra))
 
 
-class _Events(dict):
-    def __missing__(self, k):
-        self[k] = _Accessor()
-        return self[k]
+class _Events:
+    """Stand-in for ``context["outlet_events"]`` (Assets are not hashable in Airflow 3.0)."""
+
+    def __init__(self):
+        self._by_key: dict = {}
+
+    def __getitem__(self, k):
+        return self._by_key.setdefault((type(k).__name__, getattr(k, "uri", None) or k.name), _Accessor())
 
 
 def test_asset_events_literal_and_alias(sandbox, tmp_path):
@@ -630,3 +634,51 @@ def test_operator_module_exports():
         "EngageLabMessageStatsOperator",
         "EngageLabWebhookStatsOperator",
     }
+
+
+# ============================================================================ stores without atomic put
+
+
+class _FakePath:
+    """What ``_publish`` uses of an ObjectStoragePath, over fsspec's in-memory file system."""
+
+    def __init__(self, fs, protocol: str, path: str):
+        self.fs, self.protocol, self.path = fs, protocol, path
+
+    def __truediv__(self, other: str) -> _FakePath:
+        return _FakePath(self.fs, self.protocol, f"{self.path}/{other}")
+
+    @property
+    def parent(self) -> _FakePath:
+        return _FakePath(self.fs, self.protocol, self.path.rsplit("/", 1)[0])
+
+
+def test_store_without_atomic_put_uploads_aside_then_moves(tmp_path):
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from airflow_provider_engagelab.core.writers import StagedFile
+
+    fs = MemoryFileSystem()
+    moves = []
+    real_mv = fs.mv
+
+    def mv(src, dst, **kw):
+        moves.append((src, dst))
+        assert fs.cat_file(src) == b"rows\n" and not fs.exists(dst)  # whole file aside, target untouched
+        return real_mv(src, dst, **kw)
+
+    fs.mv = mv
+    staged = tmp_path / "staged.jsonl"
+    staged.write_bytes(b"rows\n")
+    item = StagedFile("journey/time_unit=DAY/date=2026-06-01/part-x.jsonl", str(staged), None, 1)
+    op = EngageLabJourneyStatsOperator(task_id="t", journey_ids=[1])
+    result = op._publish(_FakePath(fs, "sftp", "/root"), "sftp://host/root", item)
+    assert result == {"uri": "sftp://host/root/journey/time_unit=DAY/date=2026-06-01/part-x.jsonl", "rows": 1}
+    ((src, dst),) = moves
+    assert dst == "/root/journey/time_unit=DAY/date=2026-06-01/part-x.jsonl"
+    assert src.rsplit("/", 1)[1].startswith(".part-x.jsonl.") and src.endswith(".tmp")
+    assert fs.cat_file(dst) == b"rows\n" and not fs.exists(src)
+    fs.mv = lambda *a, **k: (_ for _ in ()).throw(OSError("move failed"))
+    with pytest.raises(OSError, match="move failed"):
+        op._publish(_FakePath(fs, "sftp", "/root"), "sftp://host/root", item)
+    assert [p for p in fs.find("/root") if p.endswith(".tmp")] == []  # the upload aside is removed

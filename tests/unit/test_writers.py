@@ -338,3 +338,8 @@ def test_journey_errors_exception_lists_every_journey():
     assert "journey 9: code 50221 (invalid journey_id format)" in text
     assert "nothing was written" in text and "message" in text
     assert exc.errors == report
+
+
+def test_local_root():
+    assert writers.local_root("file:///data/out") == "/data/out"
+    assert writers.local_root("s3://bucket/x") is None
