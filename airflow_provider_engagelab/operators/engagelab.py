@@ -99,9 +99,14 @@ def _check_lookback(value: Any) -> None:
     apply_lookback(today, today, value)
 
 
-def _validate_literals(stats_type: Any, params: dict[str, Any]) -> None:
-    """Parse-time checks of every parameter whose value is already known."""
-    parse_stats_type(stats_type)
+def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool = False) -> None:
+    """Parse-time checks of every parameter whose value is already known.
+
+    With ``mapped``, parameters absent from ``partial()`` (``stats_type`` included) may come
+    from ``expand()`` and are checked when the mapped task instance runs.
+    """
+    if not (mapped and stats_type is None):
+        parse_stats_type(stats_type)
     if "output_format" in params:
         parse_output_format(params["output_format"])
     if "on_journey_error" in params:
@@ -133,7 +138,7 @@ def _own_outlet(stats_type: Any, output_path: Any, alias: str) -> Asset | AssetA
     """The Asset for a literal ``output_path``, an AssetAlias for one resolved at run time."""
     if output_path is None:
         return None
-    if isinstance(output_path, str) and not _is_template(output_path):
+    if stats_type is not None and isinstance(output_path, str) and not _is_template(output_path):
         return Asset(asset_uri(output_path, stats_type))
     return AssetAlias(name=alias)
 
@@ -236,12 +241,13 @@ class EngageLabStatsOperator(BaseOperator):
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
         """Like ``BaseOperator.partial``, plus parse-time checks and the Asset outlet.
 
-        A literal ``output_path`` given here is declared as an Asset, a templated one as an
-        AssetAlias resolved at run time. (An ``output_path`` passed to ``.expand()`` is not
-        known here: declare ``outlets`` yourself in that case.)
+        A literal ``output_path`` given here is declared as an Asset, a templated one (or one
+        whose ``stats_type`` is expanded) as an AssetAlias resolved at run time. (An
+        ``output_path`` passed to ``.expand()`` is not known here: declare ``outlets``
+        yourself in that case.)
         """
         stats_type = cls.fixed_stats_type or kwargs.get("stats_type")
-        _validate_literals(stats_type, kwargs)
+        _validate_literals(stats_type, kwargs, mapped=True)
         task_id = kwargs.get("task_id")
         if isinstance(task_id, str):
             from airflow.sdk.definitions._internal.contextmanager import (

@@ -172,9 +172,15 @@ def test_partial_validates_and_declares_the_outlet(tmp_path):
             task_id="b", stats_type="webhook", output_path=str(tmp_path) + "/{{ ds }}"
         ).expand(journey_ids=[[1], [2]])
         xcom_only = EngageLabJourneyStatsOperator.partial(task_id="c").expand(journey_ids=[[1]])
+        by_type = EngageLabStatsOperator.partial(
+            task_id="d", journey_ids=[1], output_path=str(tmp_path)
+        ).expand(stats_type=["journey", "message"])
+        with pytest.raises(EngageLabValidationError, match="stats_type"):
+            EngageLabStatsOperator.partial(task_id="e", stats_type="clicks")
     assert literal.outlets == [Asset(f"file://{tmp_path}/journey")]
     assert templated.outlets == [AssetAlias(name="engagelab:dm.b")]
     assert xcom_only.outlets == []
+    assert by_type.outlets == [AssetAlias(name="engagelab:dm.d")]
 
 
 # ============================================================================ validation before HTTP
