@@ -6,7 +6,12 @@ the operator streams rows to ``file://`` files; ``collect``: ``hook.get_stats`` 
 every row in a list, then the same writer writes them), ``stats_type``, ``time_unit``,
 ``first_id``, ``ids``, ``start``, ``end``, ``output_format`` and ``output_dir``.
 
-Peak RSS is ``ru_maxrss`` of this process at the end (the sandbox runs in another process).
+Peak RSS is the high-water mark of this process's own memory (``VmHWM`` in
+``/proc/self/status``, read at the end; the sandbox runs in another process). It is not
+``ru_maxrss``: on Linux that also carries the parent's resident size over ``fork``/``exec``
+(the old memory map's high-water mark is merged into it at ``exec``), so a child started by
+a parent that has grown to 230 MiB would report at least that, whatever it did itself.
+``ru_maxrss`` is reported alongside for reference.
 """
 
 from __future__ import annotations
@@ -26,6 +31,15 @@ def _rss_kib() -> int:
     except (OSError, ValueError, IndexError):
         return 0
     return pages * resource.getpagesize() // 1024
+
+
+def _peak_rss_kib() -> int:
+    """``VmHWM`` (peak resident set size of this process image) in KiB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +89,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "files": files,
         "seconds": time.perf_counter() - started,
         "rss_before_kib": rss_before,
-        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kib": _peak_rss_kib(),
+        "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
 
 

@@ -123,6 +123,35 @@ def print_table(figures: list[Figure], quick: bool) -> None:
     print(line)
 
 
+def print_details(figures: list[Figure]) -> None:
+    """A few lines under the table: where the time of the backfill went, what the imports load."""
+    lines = []
+    for fig in figures:
+        d = fig.detail
+        if fig.item == "2" and "per_type" in d and "429" not in fig.name:
+            parts = [
+                f"{stype} {v['seconds']:.1f} s (client CPU {v['client_cpu_s']:.1f} s, "
+                f"sandbox CPU {v['sandbox_cpu_s']:.1f} s)"
+                for stype, v in d["per_type"].items()
+            ]
+            lines.append(f"2 width {d['concurrency']}: " + "; ".join(parts)
+                         + f"; max in flight {d['max_in_flight']}")
+        elif fig.item == "4" and d.get("importtime_top") and "heavy" not in fig.name:
+            lines.append("4 biggest imports under ours (-X importtime): " + "; ".join(d["importtime_top"]))
+        elif fig.item == "4" and "heavy" in fig.name:
+            lines.append("4 packages first loaded by our modules: " + ", ".join(d.get("new_packages", [])))
+        elif fig.item == "3" and "large" in d:
+            for size in ("small", "large"):
+                r = d[size]
+                lines.append(
+                    f"3 {fig.name.split(': ')[0].strip()} [{size}]: {r['rows']:,} rows, {r['calls']} calls, "
+                    f"{r['files']} file(s), {r['seconds']:.1f} s, RSS after imports "
+                    f"{r['rss_before_kib'] / 1024:.0f} MiB, peak {r['peak_rss_kib'] / 1024:.0f} MiB"
+                )
+    for line in lines:
+        print(line)
+
+
 def _log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -292,47 +321,64 @@ def _memory_child(sb: SandboxProcess, spec: dict[str, Any], env: dict[str, str])
 
 def bench_memory(quick: bool) -> list[Figure]:
     """Figure 3: peak RSS of the operator streaming HOUR message rows to files (and counts)."""
-    # One day of HOUR message statistics for many journeys (a daily HOUR run): ~48 rows per
-    # journey (24 hours x ~2 message components), 100 journeys per call.
+    # Main shape: one day of HOUR message statistics for many journeys (a daily HOUR run):
+    # ~48 rows per journey (24 hours x ~2 message components), calls of 100 journeys x 1 day
+    # (~4,800 rows). Reference shape (full run only): 31-day windows, calls of 100 journeys
+    # x 31 days (~150,000 rows, ~40 MB of JSON each), where memory follows the call size.
     day = date(2025, 6, 1)
+    month = (date(2025, 5, 1), date(2025, 5, 31))
     small, large = (200, 2_000) if quick else (2_100, 21_000)
     formats = ("jsonl",) if quick else ("jsonl", "csv")
     figures: list[Figure] = []
     env = dict(os.environ)
+    plan: list[tuple[str, str, int, date, date]] = [
+        ("operator", fmt, n, day, day) for fmt in formats for n in (small, large)
+    ]
+    if not quick:
+        plan.append(("collect", "jsonl", large, day, day))
+        plan += [("operator", "jsonl", n, *month) for n in (70, 700)]
     with SandboxProcess() as sb:
         set_connection("engagelab_bench_memory", sb.connection(), env)
-        base = {
-            "conn_id": "engagelab_bench_memory", "stats_type": "message", "time_unit": "HOUR",
-            "first_id": 1, "start": day.isoformat(), "end": day.isoformat(),
-        }
         results: dict[tuple[str, str, int], dict[str, Any]] = {}
-        plan = [("operator", fmt, n) for fmt in formats for n in (small, large)]
-        if not quick:
-            plan.append(("collect", "jsonl", large))
-        for mode, fmt, n in plan:
-            _log(f"3: {mode} {n} journeys x 1 day HOUR message -> {fmt}")
-            res = _memory_child(sb, {**base, "mode": mode, "ids": n, "output_format": fmt}, env)
+        for mode, fmt, n, first, last in plan:
+            days = (last - first).days + 1
+            _log(f"3: {mode} {n} journeys x {days} day(s) HOUR message -> {fmt}")
+            spec = {
+                "conn_id": "engagelab_bench_memory", "stats_type": "message", "time_unit": "HOUR",
+                "first_id": 1, "ids": n, "start": first.isoformat(), "end": last.isoformat(),
+                "mode": mode, "output_format": fmt,
+            }
+            res = _memory_child(sb, spec, env)
             results[(mode, fmt, n)] = res
-            check = count_check(res["counters"], ("message",), n, day, day)
-            figures.append(count_figure(f"memory {mode} {fmt} {n} ids", check))
-        for fmt in formats:
-            lo, hi = results[("operator", fmt, small)], results[("operator", fmt, large)]
+            check = count_check(res["counters"], ("message",), n, first, last)
+            figures.append(count_figure(f"memory {mode} {fmt} {n} ids x {days} d HOUR", check))
+
+        def growth_figure(name: str, lo: dict[str, Any], hi: dict[str, Any], judged: bool) -> Figure:
             growth = (hi["peak_rss_kib"] - lo["peak_rss_kib"]) * 1024
-            figures.append(Figure(
-                "3", f"peak RSS, operator -> file:// {fmt}: {hi['rows']:,} vs {lo['rows']:,} rows",
-                "<= +64 MiB",
+            return Figure(
+                "3", f"{name}: {hi['rows']:,} vs {lo['rows']:,} rows", "<= +64 MiB" if judged else "-",
                 f"{hi['peak_rss_kib'] / 1024:.0f} vs {lo['peak_rss_kib'] / 1024:.0f} MiB "
                 f"(+{growth / MiB:.0f} MiB)",
-                growth / (64 * MiB), growth <= 64 * MiB,
+                growth / (64 * MiB), (growth <= 64 * MiB) if judged else None,
                 {"large": hi, "small": lo},
+            )
+
+        for fmt in formats:
+            figures.append(growth_figure(
+                f"peak RSS, operator -> file:// {fmt}, 1-day calls",
+                results[("operator", fmt, small)], results[("operator", fmt, large)], True,
             ))
         col = results.get(("collect", "jsonl", large))
-        if col is None:
-            return figures
-        figures.append(Figure(
-            "3", f"  contrast: hook.get_stats collects {col['rows']:,} rows first, then writes",
-            "-", f"{col['peak_rss_kib'] / 1024:.0f} MiB peak", None, None, col,
-        ))
+        if col is not None:
+            figures.append(Figure(
+                "3", f"  contrast: hook.get_stats collects {col['rows']:,} rows first, then writes",
+                "-", f"{col['peak_rss_kib'] / 1024:.0f} MiB peak", None, None, col,
+            ))
+        if ("operator", "jsonl", 700) in results:
+            figures.append(growth_figure(
+                "  reference: same, 31-day calls (~150k rows each)",
+                results[("operator", "jsonl", 70)], results[("operator", "jsonl", 700)], False,
+            ))
     return figures
 
 
@@ -726,6 +772,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f}, "
           f"{elapsed:.0f} s")
     print_table(figures, args.quick)
+    print_details(figures)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(
             {"quick": args.quick, "seconds": elapsed, "load_average": load,
