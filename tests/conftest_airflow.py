@@ -218,6 +218,13 @@ def _child(spec_path: str, out_path: str) -> None:  # pragma: no cover - runs in
     bag = DagBag(dag_folder=spec["dags_folder"])
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
+    if hasattr(bag, "sync_to_db"):
+        # Airflow 3.0: dag.test() does not write the DAGs to the database itself, so their
+        # Assets would be unknown ("inactive assets in its outlets"); 3.1+ syncs in dag.test().
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag.sync_to_db("dags-folder", None)
     results = []
     for run in spec["runs"]:
         dag = bag.get_dag(run["dag_id"])
