@@ -70,10 +70,6 @@ def _is_template(value: Any) -> bool:
     return hasattr(value, "resolve") or hasattr(value, "iter_references")
 
 
-def _is_xcom_ref(value: Any) -> bool:
-    return not isinstance(value, str) and _is_template(value)
-
-
 def _rendered_journey_ids(value: Any) -> Any:
     """Accept a rendered list literal (``"[1, 2, 3]"``) as well as what the core accepts.
 
@@ -111,9 +107,10 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
         parse_output_format(params["output_format"])
     if "on_journey_error" in params:
         parse_error_policy(params["on_journey_error"])
-    if "max_xcom_rows" in params and not _is_xcom_ref(params["max_xcom_rows"]):
+    # not template fields: their values are final here (expand() values are checked per instance)
+    if "max_xcom_rows" in params:
         parse_max_xcom_rows(params["max_xcom_rows"])
-    if "lookback_days" in params and not _is_xcom_ref(params["lookback_days"]):
+    if "lookback_days" in params:
         _check_lookback(params["lookback_days"])
     value = params.get("time_unit")
     if value is not None and not _is_template(value):
