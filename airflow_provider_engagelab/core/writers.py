@@ -151,9 +151,12 @@ def join_uri(root: str, relative: str) -> str:
 # ---------------------------------------------------------------------------- serialisation
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def jsonl_line(row: Mapping[str, Any]) -> str:
     """One compact JSON object, keys in row order, ``\\n``-terminated."""
-    return json.dumps(row, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+    return _JSON.encode(row) + "\n"
 
 
 def _csv_writer(handle: IO[str]) -> Any:
