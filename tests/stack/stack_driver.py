@@ -76,8 +76,17 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
-def stack_pss_mib(stack_dir: Path) -> float:
-    """Proportional set size of every process the stack started, with all their children."""
+def _start_time(pid: int) -> str | None:
+    """Start time of a process (clock ticks since boot): with the PID, it names one process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def stack_processes(stack_dir: Path) -> set[tuple[int, str]]:
+    """(PID, start time) of every process the stack started and of all their descendants."""
     kids = _children()
     todo: list[int] = []
     for pid_file in (stack_dir / "pids").glob("*"):
@@ -85,14 +94,29 @@ def stack_pss_mib(stack_dir: Path) -> float:
             todo.append(int(pid_file.read_text().split()[0]))
         except (OSError, ValueError, IndexError):
             continue
+    found: set[tuple[int, str]] = set()
     seen: set[int] = set()
-    kib = 0
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
         todo.extend(kids.get(pid, ()))
+        start = _start_time(pid)
+        if start is not None:
+            found.add((pid, start))
+    return found
+
+
+def still_running(processes: set[tuple[int, str]]) -> list[int]:
+    """The PIDs of ``processes`` that still run (same PID and start time)."""
+    return sorted(pid for pid, start in processes if _start_time(pid) == start)
+
+
+def stack_pss_mib(stack_dir: Path) -> float:
+    """Proportional set size of every process the stack started, with all their children."""
+    kib = 0
+    for pid, _ in stack_processes(stack_dir):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
@@ -387,7 +411,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         sampler.stop()
         if not args.keep:
+            processes = stack_processes(stack_dir)
             subprocess.run(["bash", str(STACK_SH), "down"], env=env, check=False)
+            left = still_running(processes)
+            checks.check("the stack left nothing running", not left,
+                         f"{len(processes)} processes stopped" + (f", still running: {left}" if left else ""))
         sandbox.stop()
         summary["wall_s"] = round(time.monotonic() - t_start, 1)
     summary["checks"] = {name: ok for name, ok, _ in checks.results}
