@@ -1,4 +1,4 @@
-"""Read the run's dates from an Airflow task context (shared by operators and the sensor).
+"""Airflow glue shared by the operators and the sensor: the run's dates and templating.
 
 Airflow 3 may leave ``logical_date`` and ``data_interval_*`` out of the context (manual
 runs, asset-triggered runs); the rules themselves live in :mod:`core.window`.
@@ -18,6 +18,13 @@ def _get(context: Mapping[str, Any], key: str) -> Any:
         return context.get(key)
     except Exception:  # noqa: BLE001 - some context proxies raise on absent keys
         return None
+
+
+def is_templated(value: Any) -> bool:
+    """A value Airflow resolves at run time: a Jinja string or an XComArg-like reference."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return hasattr(value, "resolve") or hasattr(value, "iter_references")
 
 
 def dag_timezone(context: Mapping[str, Any]) -> tzinfo:

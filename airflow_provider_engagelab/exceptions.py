@@ -10,10 +10,19 @@ When Apache Airflow is installed (always, inside a task) ``EngageLabError`` is a
 
 from __future__ import annotations
 
-try:  # pragma: no branch - Airflow is present in every supported deployment
-    from airflow.exceptions import AirflowException as _Base
-except ImportError:  # pragma: no cover - only when the pure core is used on its own
-    _Base = Exception  # type: ignore[misc,assignment]
+try:  # Airflow 3.1+: the Task SDK owns the exceptions
+    from airflow.sdk.exceptions import AirflowException as _Base
+    from airflow.sdk.exceptions import AirflowFailException as _NoRetryBase
+except ImportError:  # pragma: no cover - Airflow 3.0, or the pure core without Airflow
+    try:
+        from airflow.exceptions import AirflowException as _Base  # type: ignore[assignment]
+        from airflow.exceptions import AirflowFailException as _NoRetryBase  # type: ignore[assignment]
+    except ImportError:
+        _Base = Exception  # type: ignore[misc,assignment]
+        _NoRetryBase = None  # type: ignore[misc,assignment]
+
+#: Extra base of errors that a task retry cannot fix (Airflow then fails without retrying).
+_NO_RETRY: tuple[type, ...] = (_NoRetryBase,) if _NoRetryBase is not None else ()
 
 
 class EngageLabError(_Base):  # type: ignore[misc,valid-type]
@@ -62,8 +71,16 @@ def _rebuild(
     return cls(message, code=code, status=status, retryable=retryable)
 
 
-class EngageLabValidationError(EngageLabError, ValueError):
-    """A parameter or connection setting is invalid; raised before any HTTP call."""
+class EngageLabValidationError(EngageLabError, *_NO_RETRY, ValueError):  # type: ignore[misc]
+    """A parameter or connection setting is invalid; raised before any HTTP call.
+
+    It is an ``AirflowFailException`` too: Airflow fails the task without retrying, since
+    a retry would meet the same input.
+    """
+
+
+class EngageLabXComTooLargeError(EngageLabValidationError):
+    """The result is larger than ``max_xcom_rows``: set ``output_path`` to write files."""
 
 
 class EngageLabAuthError(EngageLabError):

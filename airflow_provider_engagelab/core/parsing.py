@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,10 +242,9 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
         if entry_unit != unit:
             raise _bad(call, status, f"journey {jid} has time_unit {entry_unit!r}, asked {unit}")
         detail = entry.get("detail")
-        if detail is None:
-            detail = []
         if not isinstance(detail, list):
-            raise _bad(call, status, f"journey {jid}: 'detail' is not a list")
+            # A successful journey without its rows would silently lose data.
+            raise _bad(call, status, f"journey {jid}: 'detail' must be a list, got {detail!r}")
         for row in detail:
             result.rows.append(_flatten(call, status, jid, unit, row, fields, time_re, first, last))
     missing = [j for j in call.journey_ids if j not in answered]
@@ -273,7 +273,7 @@ def _flatten(
         if kind == _INT:
             ok = vtype is int
         elif kind == _NUM:
-            ok = vtype is int or vtype is float
+            ok = vtype is int or (vtype is float and math.isfinite(value))
         else:
             ok = vtype is str
         if not ok:

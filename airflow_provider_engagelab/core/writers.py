@@ -49,6 +49,7 @@ from airflow_provider_engagelab.exceptions import (
     EngageLabJourneyErrors,
     EngageLabResponseError,
     EngageLabValidationError,
+    EngageLabXComTooLargeError,
 )
 
 #: Output formats and their file extensions.
@@ -445,7 +446,7 @@ def collect_rows(rows: Iterable[dict[str, Any]], max_rows: int) -> list[dict[str
     result: list[dict[str, Any]] = []
     for row in rows:
         if len(result) >= max_rows:
-            raise EngageLabValidationError(
+            raise EngageLabXComTooLargeError(
                 f"Invalid output_path=None: the result has more than max_xcom_rows={max_rows} rows, "
                 "too many for XCom (they would be stored in Airflow's metadata database); set "
                 "output_path (e.g. 's3://bucket/engagelab' or 'file:///data/engagelab') to write "

@@ -7,7 +7,6 @@ partitioning, serialisation and atomic commit in :mod:`..core.writers`.
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Sequence
 from datetime import date
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
-from airflow_provider_engagelab._context import context_window
+from airflow_provider_engagelab._context import context_window, is_templated
 from airflow_provider_engagelab.core.query import (
     StatsQuery,
     build_query,
@@ -63,32 +62,6 @@ __all__ = [
 _ALIAS_PREFIX = "engagelab:"
 
 
-def _is_template(value: Any) -> bool:
-    """A value Airflow resolves at run time: a Jinja string or an XComArg-like reference."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    return hasattr(value, "resolve") or hasattr(value, "iter_references")
-
-
-def _rendered_journey_ids(value: Any) -> Any:
-    """Accept a rendered list literal (``"[1, 2, 3]"``) as well as what the core accepts.
-
-    A Jinja template renders to a string unless the DAG sets ``render_template_as_native_obj``;
-    a string that looks like a list or tuple is read as a Python/JSON literal. Anything else
-    is passed through to :func:`~..core.query.parse_journey_ids` (lists, comma-separated
-    strings, XCom results).
-    """
-    if isinstance(value, str) and value.strip()[:1] in ("[", "("):
-        try:
-            return ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            raise EngageLabValidationError(
-                f"Invalid journey_ids={value[:120]!r}: a rendered list must be a list literal of "
-                "journey IDs such as '[1, 2, 3]'"
-            ) from None
-    return value
-
-
 def _check_lookback(value: Any) -> None:
     # The rule lives in core.window.apply_lookback; run it on a dummy window.
     today = date.today()
@@ -113,17 +86,17 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
     if "lookback_days" in params:
         _check_lookback(params["lookback_days"])
     value = params.get("time_unit")
-    if value is not None and not _is_template(value):
+    if value is not None and not is_templated(value):
         parse_time_unit(value)
     for name in ("start_time", "end_time"):
         value = params.get(name)
-        if value is not None and not _is_template(value):
+        if value is not None and not is_templated(value):
             parse_date(value, name)
     value = params.get("journey_ids")
-    if value is not None and not _is_template(value):
-        parse_journey_ids(_rendered_journey_ids(value))
+    if value is not None and not is_templated(value):
+        parse_journey_ids(value)
     value = params.get("output_path")
-    if value is not None and not _is_template(value):
+    if value is not None and not is_templated(value):
         output_root_uri(value)
 
 
@@ -135,7 +108,7 @@ def _own_outlet(stats_type: Any, output_path: Any, alias: str) -> Asset | AssetA
     """The Asset for a literal ``output_path``, an AssetAlias for one resolved at run time."""
     if output_path is None:
         return None
-    if stats_type is not None and isinstance(output_path, str) and not _is_template(output_path):
+    if stats_type is not None and isinstance(output_path, str) and not is_templated(output_path):
         return Asset(asset_uri(output_path, stats_type))
     return AssetAlias(name=alias)
 
@@ -283,7 +256,7 @@ class EngageLabStatsOperator(BaseOperator):
         parse_max_xcom_rows(self.max_xcom_rows)
         lookback = self.lookback_days
         _check_lookback(lookback)
-        ids = parse_journey_ids(_rendered_journey_ids(self.journey_ids))
+        ids = parse_journey_ids(self.journey_ids)
         first, last = self._window(context, lookback)
         # Sorted IDs: the same journey set gives the same calls, the same row order, the same bytes.
         return build_query(self.stats_type, sorted(ids), self.time_unit, first, last)

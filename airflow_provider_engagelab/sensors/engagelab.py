@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_engagelab._context import context_window, dag_timezone
+from airflow_provider_engagelab._context import context_window, dag_timezone, is_templated
 from airflow_provider_engagelab.core.query import (
     StatsQuery,
     build_query,
@@ -31,7 +31,6 @@ from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
 
 # Shared with the operators, so both accept the same journey_ids forms (including a rendered
 # "[1, 2, 3]"); the pure part belongs in core.query.
-from airflow_provider_engagelab.operators.engagelab import _is_template, _rendered_journey_ids
 from airflow_provider_engagelab.triggers.engagelab import EngageLabStatsAvailableTrigger
 
 try:  # Airflow >= 3.1
@@ -121,9 +120,9 @@ class EngageLabStatsAvailableSensor(BaseSensorOperator):
         self.check = check
         # Refuse at DAG parse time what is already wrong: literal IDs and day, a check the
         # chosen mode cannot use. Templates and XComArgs are checked when the task runs.
-        if not _is_template(journey_ids):
-            parse_journey_ids(_rendered_journey_ids(journey_ids))
-        if target_date is not None and not _is_template(target_date):
+        if not is_templated(journey_ids):
+            parse_journey_ids(journey_ids)
+        if target_date is not None and not is_templated(target_date):
             parse_date(target_date, "target_date")
         self._check_ref = check_reference(check, importable=deferrable)
 
@@ -146,7 +145,7 @@ class EngageLabStatsAvailableSensor(BaseSensorOperator):
                 "DAG's time zone); statistics of a future day cannot be complete, so the sensor fails "
                 "instead of waiting"
             )
-        return build_query(self.stats_type, _rendered_journey_ids(self.journey_ids), "HOUR", target, target)
+        return build_query(self.stats_type, self.journey_ids, "HOUR", target, target)
 
     def _check_callable(self) -> Check | None:
         if self.check is None:

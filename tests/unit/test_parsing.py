@@ -142,6 +142,8 @@ def test_bodies_that_are_not_the_contract(status, body, cls, retryable):
         ([{"journey_id": 123, "error_code": 0, "detail": [dict(JOURNEY_ROW, time="2026-05-28 03")]}],
          "is not a DAY bucket"),
         ([{"journey_id": "123", "error_code": 0, "detail": []}], "journey_id='123'"),
+        ([{"journey_id": 123, "error_code": 0}], "'detail' must be a list, got None"),
+        ([{"journey_id": 123, "error_code": 0, "detail": None}], "'detail' must be a list"),
     ],
 )
 def test_schema_violations_are_clear_and_not_retried(data, what):
@@ -149,6 +151,15 @@ def test_schema_violations_are_clear_and_not_retried(data, what):
         parse_response(_call(), 200, _body(data))
     assert what in str(err.value)
     assert err.value.retryable is False
+
+
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_revenue_is_rejected(amount):
+    row = json.dumps(MESSAGE_ROW).replace("488.5", amount)
+    body = ('{"code": 0, "message": "success", "data": [{"journey_id": 123, "time_unit": "DAY", '
+            '"error_code": 0, "detail": [' + row + ']}]}').encode()
+    with pytest.raises(EngageLabResponseError, match="'revenue_amount' must be number"):
+        parse_response(_call("message"), 200, body)
 
 
 def test_hour_buckets_validated():
