@@ -1,5 +1,7 @@
 # Entry points: `make demo` (the example daily DAG against the sandbox) and `make test`
-# (the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
+# (lint + the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
+# Others: `make bench` (benchmarks), `make stack-test` (distributed Airflow on Celery),
+# `make package-check` (build, twine check, install the wheel into a fresh venv).
 PYTHON ?= python3.11
 AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
@@ -7,7 +9,7 @@ CONSTRAINTS ?= constraints/airflow-$(AIRFLOW_VERSION).txt
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: venv test lint demo bench stack-test clean
+.PHONY: venv test lint demo bench stack-test package-check clean
 
 $(STAMP): setup.cfg pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +28,15 @@ test: lint
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+stack-test: $(STAMP)
+	VENV=$(VENV) bash scripts/stack.sh test
+
+package-check:
+	AIRFLOW_VERSION=$(AIRFLOW_VERSION) bash scripts/check-package.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info demo-output .airflow-demo
