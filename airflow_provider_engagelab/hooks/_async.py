@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import tenacity
 
-from airflow_provider_engagelab.core.connection import ResolvedConnection, resolve_connection
+from airflow_provider_engagelab.core.connection import ResolvedConnection
 from airflow_provider_engagelab.core.parsing import ParsedResponse, parse_response
-from airflow_provider_engagelab.core.planning import PlannedCall, plan_calls
-from airflow_provider_engagelab.core.query import StatsQuery, build_query
+from airflow_provider_engagelab.core.planning import PlannedCall
 from airflow_provider_engagelab.core.retry import Pacer, budget_exhausted, parse_retry_after, retry_kwargs
 from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.exceptions import EngageLabError, EngageLabTransportError
-from airflow_provider_engagelab.hooks.engagelab import EngageLabHook, mask_credentials
+from airflow_provider_engagelab.hooks.engagelab import EngageLabHook, _EngageLabHookBase
 
 try:  # Airflow >= 3.1 exports BaseHook from the task SDK
     from airflow.sdk import BaseHook
@@ -45,7 +44,7 @@ def _transport_error(exc: BaseException, call: PlannedCall, timeout: float) -> E
     return EngageLabTransportError(text)
 
 
-class EngageLabAsyncHook(BaseHook):
+class EngageLabAsyncHook(_EngageLabHookBase, BaseHook):
     """Read journey statistics from EngageLab over aiohttp, with the sync hook's rules.
 
     Same Connection (type ``engagelab``), same validation, planning (batches of <= 100 IDs x
@@ -88,18 +87,8 @@ class EngageLabAsyncHook(BaseHook):
     async def aresolved(self) -> ResolvedConnection:
         """The validated Connection (fetched once per hook); secrets registered for masking."""
         if self._resolved is None:
-            conn = await self.aget_engagelab_connection()
-            resolved = resolve_connection(
-                host=conn.host,
-                schema=conn.schema,
-                port=conn.port,
-                login=conn.login,
-                password=conn.password,
-                extra=conn.extra_dejson,
-            )
-            mask_credentials(resolved.api_secret, resolved.basic_token)
-            self._pacer = Pacer(resolved.settings.requests_per_second)
-            self._resolved = resolved
+            self._adopt_connection(await self.aget_engagelab_connection())
+        assert self._resolved is not None
         return self._resolved
 
     def get_conn(self) -> Any:
@@ -137,17 +126,6 @@ class EngageLabAsyncHook(BaseHook):
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _transport_error(exc, call, timeout) from None
         return parse_response(call, status, body, retry_after=retry_after)
-
-    def _log_retry(self, call: PlannedCall) -> Any:
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0
-            self.log.warning(
-                "EngageLab call %s failed (attempt %d): %s; retrying in %.1fs",
-                call.describe(), state.attempt_number, exc, wait,
-            )
-
-        return before_sleep
 
     async def fetch_call(
         self, session: aiohttp.ClientSession, call: PlannedCall
@@ -189,18 +167,6 @@ class EngageLabAsyncHook(BaseHook):
                 raise
 
     # ------------------------------------------------------------------ public API
-    def plan(
-        self,
-        stats_type: str,
-        journey_ids: Any,
-        time_unit: str = "DAY",
-        start_time: Any = None,
-        end_time: Any = None,
-    ) -> tuple[StatsQuery, list[PlannedCall]]:
-        """Validate the parameters and plan the calls (no HTTP)."""
-        query = build_query(stats_type, journey_ids, time_unit, start_time, end_time)
-        return query, plan_calls(query)
-
     async def get_stats(
         self,
         stats_type: str,

@@ -66,7 +66,53 @@ def _transport_error(exc: requests.RequestException, call: PlannedCall, timeout:
     return EngageLabTransportError(text)
 
 
-class EngageLabHook(HttpHook):
+class _EngageLabHookBase:
+    """What the sync and the async hook share: planning, connection adoption, retry logs."""
+
+    log: Any
+    _resolved: ResolvedConnection | None
+    _pacer: Pacer | None
+
+    @staticmethod
+    def plan(
+        stats_type: str,
+        journey_ids: Any,
+        time_unit: str = "DAY",
+        start_time: Any = None,
+        end_time: Any = None,
+    ) -> tuple[StatsQuery, list[PlannedCall]]:
+        """Validate the parameters and plan the calls (no HTTP)."""
+        query = build_query(stats_type, journey_ids, time_unit, start_time, end_time)
+        return query, plan_calls(query)
+
+    def _adopt_connection(self, conn: Any) -> ResolvedConnection:
+        """Validate an Airflow Connection, register its secrets for masking, set up pacing."""
+        resolved = resolve_connection(
+            host=conn.host,
+            schema=conn.schema,
+            port=conn.port,
+            login=conn.login,
+            password=conn.password,
+            extra=conn.extra_dejson,
+        )
+        mask_credentials(resolved.api_secret, resolved.basic_token)
+        self._pacer = Pacer(resolved.settings.requests_per_second)
+        self._resolved = resolved
+        return resolved
+
+    def _log_retry(self, call: PlannedCall) -> Callable[[tenacity.RetryCallState], None]:
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0
+            self.log.warning(
+                "EngageLab call %s failed (attempt %d): %s; retrying in %.1fs",
+                call.describe(), state.attempt_number, exc, wait,
+            )
+
+        return before_sleep
+
+
+class EngageLabHook(_EngageLabHookBase, HttpHook):
     """Read journey statistics from EngageLab with retries, pacing and concurrency.
 
     The Connection (type ``engagelab``) holds the API base URL in Host (default
@@ -107,18 +153,8 @@ class EngageLabHook(HttpHook):
     def resolved(self) -> ResolvedConnection:
         """The validated Connection (fetched once per hook)."""
         if self._resolved is None:
-            conn = self.get_connection(self.engagelab_conn_id)
-            resolved = resolve_connection(
-                host=conn.host,
-                schema=conn.schema,
-                port=conn.port,
-                login=conn.login,
-                password=conn.password,
-                extra=conn.extra_dejson,
-            )
-            mask_credentials(resolved.api_secret, resolved.basic_token)
-            self._resolved = resolved
-            self._pacer = Pacer(resolved.settings.requests_per_second)
+            self._adopt_connection(self.get_connection(self.engagelab_conn_id))
+        assert self._resolved is not None
         return self._resolved
 
     def get_conn(
@@ -160,17 +196,6 @@ class EngageLabHook(HttpHook):
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return parse_response(call, response.status_code, body, retry_after=retry_after)
 
-    def _log_retry(self, call: PlannedCall) -> Any:
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0
-            self.log.warning(
-                "EngageLab call %s failed (attempt %d): %s; retrying in %.1fs",
-                call.describe(), state.attempt_number, exc, wait,
-            )
-
-        return before_sleep
-
     def fetch_call(self, call: PlannedCall) -> tuple[ParsedResponse, int]:
         """Run one planned call with retries; return its parsed answer and the attempts made."""
         settings = self.resolved.settings
@@ -209,18 +234,6 @@ class EngageLabHook(HttpHook):
             pool.shutdown(wait=True, cancel_futures=True)
 
     # ------------------------------------------------------------------ public API
-    def plan(
-        self,
-        stats_type: str,
-        journey_ids: Any,
-        time_unit: str = "DAY",
-        start_time: Any = None,
-        end_time: Any = None,
-    ) -> tuple[StatsQuery, list[PlannedCall]]:
-        """Validate the parameters and plan the calls (no HTTP)."""
-        query = build_query(stats_type, journey_ids, time_unit, start_time, end_time)
-        return query, plan_calls(query)
-
     def iter_stats(
         self,
         stats_type: str,
