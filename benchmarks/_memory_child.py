@@ -44,12 +44,9 @@ def _peak_rss_kib() -> int:
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one memory measurement described by ``spec``."""
-    import logging
-
     from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
     from airflow_provider_engagelab.operators.engagelab import EngageLabStatsOperator
 
-    logging.getLogger("airflow").setLevel(logging.WARNING)
     ids = list(range(spec["first_id"], spec["first_id"] + spec["ids"]))
     rss_before = _rss_kib()
     started = time.perf_counter()

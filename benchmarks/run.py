@@ -47,6 +47,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The hook's and operator's info lines (one per stats type and file) would bury the table;
+# this process and its children inherit the setting before Airflow configures logging.
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 from _support import ROOT, SandboxProcess, count_check, expected_calls, set_connection
 
@@ -154,13 +157,6 @@ def print_details(figures: list[Figure]) -> None:
 
 def _log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _quiet_airflow_logs() -> None:
-    import logging
-
-    for name in ("airflow", "airflow.task", "airflow.task.hooks"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _cpu_seconds(pid: int | None = None) -> float:
@@ -761,7 +757,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated figure numbers")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    _quiet_airflow_logs()
     chosen = [part.strip() for part in args.only.split(",") if part.strip()]
     unknown = [c for c in chosen if c not in BENCHES]
     if unknown:
