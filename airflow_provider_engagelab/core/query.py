@@ -14,6 +14,8 @@ from airflow_provider_engagelab.exceptions import EngageLabValidationError
 
 MAX_IDS_PER_CALL = 100
 MAX_DAYS_PER_CALL = 31
+#: Journey IDs are longs in the API.
+MAX_JOURNEY_ID = 2**63 - 1
 
 _ID_RE = re.compile(r"^[0-9]+$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -167,6 +169,8 @@ def _parse_one_id(item: Any, param: str) -> int:
         raise _reject(param, item, "each journey ID must be a positive integer (digits only)")
     if jid <= 0:
         raise _reject(param, item, "each journey ID must be a positive integer (> 0)")
+    if jid > MAX_JOURNEY_ID:
+        raise _reject(param, item, f"each journey ID must be at most {MAX_JOURNEY_ID} (the API's long)")
     return jid
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +24,13 @@ TUNING_KEYS = (
     "max_concurrent_requests",
     "requests_per_second",
 )
+
+#: HttpHook's own transport extras (proxies, TLS), passed through to requests unchanged.
+TRANSPORT_KEYS = ("proxies", "proxy", "verify", "verify_ssl", "cert", "trust_env")
+
+#: Every extra key the connection accepts. Anything else is refused: HttpHook would send it
+#: as an HTTP header, which turns a typo such as ``max_retires`` into a silent no-op.
+ALLOWED_EXTRAS = frozenset(TUNING_KEYS + TRANSPORT_KEYS)
 
 
 @dataclass(frozen=True)
@@ -52,22 +58,20 @@ class ConnectionSettings:
 
 
 def _number(extras: Mapping[str, Any], key: str, default: Any, *, integer: bool,
-            minimum: float, allow_none: bool = False) -> Any:
+            minimum: float, maximum: float, allow_none: bool = False) -> Any:
     value = extras.get(key)
     if value is None or value == "":
         return default
-    rule = f"must be {'an integer' if integer else 'a number'} >= {minimum:g}"
+    rule = f"must be {'an integer' if integer else 'a number'} from {minimum:g} to {maximum:g}"
     if allow_none:
         rule += " (or empty for no limit)"
     if isinstance(value, bool):
         raise EngageLabValidationError(f"Invalid connection extra {key}={value!r}: {rule}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise EngageLabValidationError(f"Invalid connection extra {key}={value!r}: {rule}") from None
-    if math.isnan(number) or math.isinf(number) or number < minimum or (
-        integer and number != int(number)
-    ):
+    if not minimum <= number <= maximum or (integer and number != int(number)):  # NaN fails too
         raise EngageLabValidationError(f"Invalid connection extra {key}={value!r}: {rule}")
     return int(number) if integer else number
 
@@ -77,17 +81,25 @@ def parse_settings(extras: Mapping[str, Any] | None) -> ConnectionSettings:
     extras = extras or {}
     if not isinstance(extras, Mapping):
         raise EngageLabValidationError("Invalid connection extra: must be a JSON object")
+    unknown = sorted(str(k) for k in extras if k not in ALLOWED_EXTRAS)
+    if unknown:
+        raise EngageLabValidationError(
+            f"Invalid connection extra {unknown[0]!r}: unknown key; the EngageLab connection "
+            f"takes {', '.join(TUNING_KEYS)} (and HTTP transport keys {', '.join(TRANSPORT_KEYS)})"
+        )
     d = ConnectionSettings()
     return ConnectionSettings(
-        timeout=_number(extras, "timeout", d.timeout, integer=False, minimum=0.001),
-        max_retries=_number(extras, "max_retries", d.max_retries, integer=True, minimum=0),
-        max_retry_wait=_number(extras, "max_retry_wait", d.max_retry_wait, integer=False, minimum=0),
+        timeout=_number(extras, "timeout", d.timeout, integer=False, minimum=0.001, maximum=3600),
+        max_retries=_number(extras, "max_retries", d.max_retries, integer=True, minimum=0, maximum=100),
+        max_retry_wait=_number(extras, "max_retry_wait", d.max_retry_wait, integer=False, minimum=0,
+                               maximum=3600),
         max_concurrent_requests=_number(
-            extras, "max_concurrent_requests", d.max_concurrent_requests, integer=True, minimum=1
+            extras, "max_concurrent_requests", d.max_concurrent_requests, integer=True, minimum=1,
+            maximum=256,
         ),
         requests_per_second=_number(
             extras, "requests_per_second", d.requests_per_second, integer=False, minimum=0.001,
-            allow_none=True,
+            maximum=10000, allow_none=True,
         ),
     )
 
@@ -113,6 +125,23 @@ def base_url(host: str | None, schema: str | None = None, port: int | None = Non
         raise EngageLabValidationError(
             f"Invalid connection host={host!r}: must be an http(s) URL with a host name"
         )
+    if parsed.username is not None or parsed.password is not None:
+        raise EngageLabValidationError(
+            "Invalid connection host: must not contain user:password@; put the API Key in Login "
+            "and the API Secret in Password"
+        )
+    if parsed.query or parsed.fragment or parsed.params:
+        raise EngageLabValidationError(
+            f"Invalid connection host={host!r}: must be a base URL without ?query or #fragment"
+        )
+    try:
+        _ = parsed.port
+    except ValueError:
+        raise EngageLabValidationError(
+            f"Invalid connection host={host!r}: the port must be a number from 1 to 65535"
+        ) from None
+    if port is not None and not 0 <= port <= 65535:
+        raise EngageLabValidationError(f"Invalid connection port={port!r}: must be from 1 to 65535")
     if port and not parsed.port:
         host = f"{parsed.scheme}://{parsed.netloc}:{port}{parsed.path}"
     return host.rstrip("/")

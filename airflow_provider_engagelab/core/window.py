@@ -6,6 +6,9 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
 
+#: Ten years: more than any statistics settle, small enough to keep dates in range.
+MAX_LOOKBACK_DAYS = 3660
+
 
 def _local_date(moment: datetime, tz: tzinfo) -> date:
     if moment.tzinfo is None:
@@ -46,8 +49,15 @@ def run_window(
 
 def apply_lookback(first: date, last: date, lookback_days: int) -> tuple[date, date]:
     """Extend the window ``lookback_days`` days earlier."""
-    if isinstance(lookback_days, bool) or not isinstance(lookback_days, int) or lookback_days < 0:
+    rule = f"must be an integer from 0 to {MAX_LOOKBACK_DAYS}"
+    if isinstance(lookback_days, bool) or not isinstance(lookback_days, int):
+        raise EngageLabValidationError(f"Invalid lookback_days={lookback_days!r}: {rule}")
+    if not 0 <= lookback_days <= MAX_LOOKBACK_DAYS:
+        raise EngageLabValidationError(f"Invalid lookback_days={lookback_days!r}: {rule}")
+    try:
+        return first - timedelta(days=lookback_days), last
+    except OverflowError:
         raise EngageLabValidationError(
-            f"Invalid lookback_days={lookback_days!r}: must be an integer >= 0"
-        )
-    return first - timedelta(days=lookback_days), last
+            f"Invalid lookback_days={lookback_days!r}: {first.isoformat()} minus {lookback_days} "
+            "days is before year 1"
+        ) from None

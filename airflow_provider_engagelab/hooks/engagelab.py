@@ -160,11 +160,15 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
-        """A requests session with Basic auth; our tuning extras are not sent as headers."""
+        """A requests session with Basic auth; our tuning extras are never sent as headers."""
         resolved = self.resolved
         session = super().get_conn(headers, extra_options)
         for key in TUNING_KEYS:
             session.headers.pop(key, None)
+        # The core's UTF-8 token (the value registered with the masker), not requests'
+        # latin-1 HTTPBasicAuth: both hooks send the same header for any secret.
+        session.auth = None
+        session.headers["Authorization"] = f"Basic {resolved.basic_token}"
         self.base_url = resolved.base_url
         return session
 

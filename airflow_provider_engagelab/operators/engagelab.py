@@ -306,7 +306,13 @@ class EngageLabStatsOperator(BaseOperator):
         if local_dir is None:
             from airflow.sdk import ObjectStoragePath
 
-            base = ObjectStoragePath(self.output_path, conn_id=self.output_conn_id)
+            try:
+                base = ObjectStoragePath(self.output_path, conn_id=self.output_conn_id)
+            except ValueError as exc:  # e.g. "Unsupported filesystem" for an unknown scheme
+                raise EngageLabValidationError(
+                    f"Invalid output_path={self.output_path!r}: {exc}; use a scheme Airflow's "
+                    "object storage knows (file://, s3://, gs://, ...) with its provider installed"
+                ) from None
         with PartitionStager(
             query.stats_type, query.time_unit, query.journey_ids, query.start, query.end,
             self.output_format,

@@ -68,13 +68,20 @@ def test_get_stats_sends_basic_auth_and_exact_params(hook, requests_mock):
 
 def test_tuning_extras_are_not_sent_as_headers(monkeypatch, requests_mock):
     _set_conn(monkeypatch, {"timeout": 5, "max_retries": 1, "max_concurrent_requests": 2,
-                            "requests_per_second": 100, "max_retry_wait": 1, "X-Trace": "on"})
+                            "requests_per_second": 100, "max_retry_wait": 1, "verify": True})
     requests_mock.get(JOURNEY_URL, json=_answer)
     EngageLabHook().get_journey_stats([1], "DAY", "2026-06-01", "2026-06-01")
     headers = {k.lower() for k in requests_mock.request_history[0].headers}
     assert not headers & {"timeout", "max_retries", "max_concurrent_requests",
                           "requests_per_second", "max_retry_wait"}
-    assert "x-trace" in headers  # other extras keep HttpHook's meaning: headers
+    assert "verify" not in headers  # HttpHook's transport keys stay transport settings
+
+
+def test_unknown_extras_are_refused_not_sent_as_headers(monkeypatch, requests_mock):
+    _set_conn(monkeypatch, {"max_retires": 3})
+    with pytest.raises(EngageLabValidationError, match="extra 'max_retires': unknown key"):
+        EngageLabHook().get_journey_stats([1], "DAY", "2026-06-01", "2026-06-01")
+    assert requests_mock.call_count == 0
 
 
 def test_many_ids_and_days_are_planned_and_merged_in_order(hook, requests_mock):

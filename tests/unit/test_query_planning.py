@@ -59,6 +59,7 @@ def test_journey_ids_accepted(value, expected):
         ("[1, 2", "list literal"),
         ("[1, 'x']", "digits only"),
         ("[]", "at least one"),
+        ([2**63], "at most 9223372036854775807"),
     ],
 )
 def test_journey_ids_rejected_with_param_and_rule(value, rule):

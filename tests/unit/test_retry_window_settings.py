@@ -115,6 +115,9 @@ def test_pacer_spaces_requests():
         ({"requests_per_second": 0}, "requests_per_second"),
         ({"max_retry_wait": True}, "max_retry_wait"),
         ({"timeout": float("nan")}, "timeout"),
+        ({"timeout": 1e300}, "timeout"),
+        ({"max_retries": 1000}, "max_retries"),
+        ({"max_retires": 3}, "'max_retires'"),
     ],
 )
 def test_bad_tuning_extras(extra, key):
@@ -124,7 +127,7 @@ def test_bad_tuning_extras(extra, key):
 
 def test_tuning_extras_parsed_from_strings():
     s = parse_settings({"timeout": "5", "max_retries": "2", "requests_per_second": "20",
-                        "max_concurrent_requests": 8, "Custom-Header": "x"})
+                        "max_concurrent_requests": 8, "proxies": {"https": "http://proxy:3128"}})
     assert (s.timeout, s.max_retries, s.requests_per_second, s.max_concurrent_requests) == (5.0, 2, 20.0, 8)
     assert parse_settings({"requests_per_second": ""}).requests_per_second is None
 
@@ -138,6 +141,13 @@ def test_base_url_rules():
         base_url("ma-api.engagelab.com")
     with pytest.raises(EngageLabValidationError, match="host='ftp://x'"):
         base_url("ftp://x")
+    with pytest.raises(EngageLabValidationError, match="user:password") as err:
+        base_url("https://key:s3cr3t@api.test")
+    assert "s3cr3t" not in str(err.value)
+    with pytest.raises(EngageLabValidationError, match="without \\?query"):
+        base_url("https://api.test/?region=sg")
+    with pytest.raises(EngageLabValidationError, match="port must be a number"):
+        base_url("http://127.0.0.1:99999")
 
 
 def test_credentials_required_and_secret_not_in_repr():
@@ -192,6 +202,8 @@ def test_window_in_dag_timezone():
 
 def test_lookback():
     assert apply_lookback(date(2026, 6, 10), date(2026, 6, 10), 3) == (date(2026, 6, 7), date(2026, 6, 10))
-    for bad in (-1, 1.5, "2", True):
+    for bad in (-1, 1.5, "2", True, 10**6):
         with pytest.raises(EngageLabValidationError, match="lookback_days"):
             apply_lookback(date(2026, 6, 10), date(2026, 6, 10), bad)
+    with pytest.raises(EngageLabValidationError, match="before year 1"):
+        apply_lookback(date(1, 1, 2), date(1, 1, 2), 5)
