@@ -104,6 +104,10 @@ def main() -> int:
         if _airflow(env, "db", "migrate", quiet=True):
             print("airflow db migrate failed")
             return 1
+        # Airflow 3.0's `dags test` needs the DAG's assets in the database (harmless on 3.3).
+        if _airflow(env, "dags", "reserialize", quiet=True):
+            print("airflow dags reserialize failed")
+            return 1
         today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         print(f"Running: airflow dags test {DAG_ID} {today}  (the run covering yesterday)")
         code = _airflow(env, "dags", "test", DAG_ID, today)
