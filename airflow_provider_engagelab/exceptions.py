@@ -16,7 +16,7 @@ try:  # Airflow 3.1+: the Task SDK owns the exceptions
 except ImportError:  # pragma: no cover - Airflow 3.0, or the pure core without Airflow
     try:
         from airflow.exceptions import AirflowException as _Base  # type: ignore[assignment]
-        from airflow.exceptions import AirflowFailException as _NoRetryBase  # type: ignore[assignment]
+        from airflow.exceptions import AirflowFailException as _NoRetryBase  # type: ignore[no-redef]
     except ImportError:
         _Base = Exception  # type: ignore[misc,assignment]
         _NoRetryBase = None  # type: ignore[misc,assignment]

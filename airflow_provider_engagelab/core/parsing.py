@@ -273,7 +273,7 @@ def _flatten(
         if kind == _INT:
             ok = vtype is int
         elif kind == _NUM:
-            ok = vtype is int or (vtype is float and math.isfinite(value))
+            ok = vtype is int or (vtype is float and math.isfinite(value))  # type: ignore[arg-type]
         else:
             ok = vtype is str
         if not ok:

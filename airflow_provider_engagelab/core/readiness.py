@@ -18,7 +18,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_engagelab import exceptions as _exceptions
 from airflow_provider_engagelab.core.parsing import CODE_MEANINGS, JourneyError, error_for
@@ -119,7 +119,7 @@ def load_check(reference: str) -> Check:
         raise EngageLabValidationError(
             f"Invalid check={reference!r}: {type(target).__name__} is not callable"
         )
-    return target
+    return cast("Callable[[list[dict[str, Any]], list[JourneyError]], Any]", target)
 
 
 # ---------------------------------------------------------------------------- the rule

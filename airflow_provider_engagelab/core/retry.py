@@ -53,7 +53,7 @@ class BackoffWait(tenacity.wait.wait_base):
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after: float | None = getattr(exc, "retry_after", None)
         if retry_after is not None:
             # Honour the server, plus a little jitter so parallel tasks do not stampede.
             return min(self.cap, retry_after + self.rng.uniform(0, min(1.0, self.base)))

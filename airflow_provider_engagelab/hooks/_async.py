@@ -27,10 +27,10 @@ from airflow_provider_engagelab.hooks.engagelab import EngageLabHook, _EngageLab
 try:  # Airflow >= 3.1 exports BaseHook from the task SDK
     from airflow.sdk import BaseHook
 except ImportError:  # Airflow 3.0
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
 if TYPE_CHECKING:
-    from airflow.models.connection import Connection
+    pass
 
 __all__ = ["EngageLabAsyncHook"]
 
@@ -71,7 +71,7 @@ class EngageLabAsyncHook(_EngageLabHookBase, BaseHook):
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
     # ------------------------------------------------------------------ connection
-    async def aget_engagelab_connection(self) -> Connection:
+    async def aget_engagelab_connection(self) -> Any:
         """The Airflow Connection, fetched without blocking the event loop.
 
         Airflow versions whose ``BaseHook`` has ``aget_connection`` (3.1+) use it; 3.0 runs
@@ -136,7 +136,7 @@ class EngageLabAsyncHook(_EngageLabHookBase, BaseHook):
             **retry_kwargs(settings, before_sleep=self._log_retry(call), sleep=self.sleep)
         )
         try:
-            parsed = await retrying(self._request_once, session, call)
+            parsed: ParsedResponse = await retrying(self._request_once, session, call)
         except EngageLabError as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
             raise budget_exhausted(exc, attempts, settings) from None

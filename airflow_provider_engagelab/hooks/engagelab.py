@@ -47,7 +47,7 @@ def mask_credentials(*secrets: str) -> None:
     try:
         from airflow.sdk.log import mask_secret
     except ImportError:  # Airflow 3.0
-        from airflow.sdk.execution_time.secrets_masker import mask_secret
+        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
     for secret in secrets:
         if secret:
             mask_secret(secret)

@@ -307,7 +307,7 @@ class EngageLabStatsOperator(BaseOperator):
             from airflow.sdk import ObjectStoragePath
 
             try:
-                base = ObjectStoragePath(self.output_path, conn_id=self.output_conn_id)
+                base = ObjectStoragePath(str(self.output_path), conn_id=self.output_conn_id)
             except ValueError as exc:  # e.g. "Unsupported filesystem" for an unknown scheme
                 raise EngageLabValidationError(
                     f"Invalid output_path={self.output_path!r}: {exc}; use a scheme Airflow's "
@@ -406,7 +406,7 @@ class _FixedStatsOperator(EngageLabStatsOperator):
                 f"{type(self).__name__} always fetches {self.fixed_stats_type!r} statistics; "
                 "use EngageLabStatsOperator to choose stats_type"
             )
-        super().__init__(stats_type=self.fixed_stats_type, **kwargs)
+        super().__init__(stats_type=str(self.fixed_stats_type), **kwargs)
 
 
 class EngageLabJourneyStatsOperator(_FixedStatsOperator):

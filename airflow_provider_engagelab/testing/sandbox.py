@@ -482,6 +482,7 @@ def _day_detail(kind: str, jid: int, day_mode: bool, day: int, n: int) -> list[d
         if not day_mode:
             labels = _hour_strs(day)
             return [_journey_row(labels[h], t) for h, t in enumerate(_journey_hours(jid, day)[:n])]
+        t: tuple[int, ...]
         if n == 24:
             t = (*_journey_day(jid, day), _level(jid, _profile(jid)[0], (day - 1) * 24 + 23))
         else:
@@ -1161,7 +1162,7 @@ class Sandbox:
             if "seed" in changes:
                 self._rng = random.Random(new.seed)
             if "log_size" in changes:
-                self._log = deque(self._log, maxlen=new.log_size)
+                self._log = deque(self._log, maxlen=new.log_size)  # type: ignore[has-type]
         if "rate_limit" in changes or "rate_burst" in changes:
             self._bucket.reset()
         return new
@@ -1218,7 +1219,7 @@ class Sandbox:
         self._rate_limited = 0
         self._in_flight = getattr(self, "_in_flight", 0)
         self._max_in_flight = self._in_flight
-        self._log: deque[tuple[str, str]] = deque(maxlen=self._config.log_size)
+        self._log = deque(maxlen=self._config.log_size)
 
     # -- oracle ------------------------------------------------------------------------------
 
@@ -1315,10 +1316,10 @@ class Sandbox:
                 self._send(h, _error(fault.status or 500, -1))
                 return
             if kind == "429":
-                ans = _error(429, 55110)
+                limited = _error(429, 55110)
                 if fault.retry_after is not None:
-                    ans.headers["Retry-After"] = str(fault.retry_after)
-                self._send(h, ans)
+                    limited.headers["Retry-After"] = str(fault.retry_after)
+                self._send(h, limited)
                 return
             if kind == "drop":
                 self._drop(h)
