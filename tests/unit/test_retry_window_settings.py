@@ -117,12 +117,16 @@ def test_pacer_spaces_requests():
         ({"timeout": float("nan")}, "timeout"),
         ({"timeout": 1e300}, "timeout"),
         ({"max_retries": 1000}, "max_retries"),
-        ({"max_retires": 3}, "'max_retires'"),
     ],
 )
 def test_bad_tuning_extras(extra, key):
     with pytest.raises(EngageLabValidationError, match=f"extra {key}="):
         parse_settings(extra)
+
+
+def test_unknown_extra_is_refused():
+    with pytest.raises(EngageLabValidationError, match="extra 'max_retires': unknown key.*max_retries"):
+        parse_settings({"max_retires": 3})
 
 
 def test_tuning_extras_parsed_from_strings():
