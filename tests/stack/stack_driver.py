@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -417,6 +418,8 @@ def run(args: argparse.Namespace) -> int:
             checks.check("the stack left nothing running", not left,
                          f"{len(processes)} processes stopped" + (f", still running: {left}" if left else ""))
         sandbox.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
         summary["wall_s"] = round(time.monotonic() - t_start, 1)
     summary["checks"] = {name: ok for name, ok, _ in checks.results}
     _print_summary(summary, args)
@@ -507,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for each phase's runs")
     p.add_argument("--midnight-margin", type=float, default=900,
                    help="start only if at least this many seconds remain before midnight UTC")
-    p.add_argument("--keep", action="store_true", help="leave the stack running (then: stack.sh down)")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the stack running (then: stack.sh down) and the output files in place")
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM too runs the clean-up in `finally`
     return run(p.parse_args(argv))
 
