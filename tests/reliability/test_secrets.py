@@ -54,6 +54,7 @@ from airflow_provider_engagelab.exceptions import (
     EngageLabResponseError,
     EngageLabServerError,
     EngageLabTransportError,
+    EngageLabValidationError,
 )
 from airflow_provider_engagelab.hooks.engagelab import EngageLabAsyncHook, EngageLabHook
 from airflow_provider_engagelab.operators.engagelab import EngageLabStatsOperator
@@ -89,9 +90,10 @@ class Env:
     sb: Sandbox
     monkeypatch: pytest.MonkeyPatch
     tmp_path: Path
+    host: str | None = None  # the Connection's host when it is not the sandbox
 
     def conn(self, secret: str = SECRET, host: str | None = None, **extra: Any) -> None:
-        conn = conn_dict(host or self.sb, secret=secret, **{**QUICK, **extra})
+        conn = conn_dict(host or self.host or self.sb, secret=secret, **{**QUICK, **extra})
         self.monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
 
 
@@ -293,24 +295,16 @@ def test_no_secret_in_logs_errors_xcom_or_templates(sb, monkeypatch, tmp_path, c
 
 # ============================================================================ the header actually sent
 @pytest.mark.parametrize(
-    "secret",
-    [
-        SECRET,
-        pytest.param("Rel-sécret-d1acr1t1c", marks=pytest.mark.xfail(
-            strict=True, reason="BUG-A: the sync hook encodes key:secret as latin-1 (requests' "
-            "HTTPBasicAuth), the core's masked token and the async hook as UTF-8: different headers")),
-        pytest.param("Rel-€uro-secret-x1", marks=pytest.mark.xfail(
-            strict=True, reason="BUG-A: the sync hook raises a raw UnicodeEncodeError whose repr holds the "
-            "secret")),
-    ],
-    ids=["ascii", "latin-1", "non-latin-1"],
+    ("key", "secret"),
+    [(KEY, SECRET), (KEY, "Rel-sécret-d1acr1t1c"), (KEY, "Rel-€uro-secret-x1"), (f" {KEY} ", SECRET)],
+    ids=["ascii", "latin-1-secret", "non-latin-1-secret", "padded-login"],
 )
-def test_the_header_sent_is_the_masked_token_in_both_hooks(monkeypatch, secret):
+def test_the_header_sent_is_the_masked_token_in_both_hooks(monkeypatch, key, secret):
     """What goes on the wire is exactly ``ResolvedConnection.basic_token``, the value given to the masker."""
     with RecordingServer() as server:
-        conn = conn_dict(server.url, secret=secret, max_retries=0)
+        conn = conn_dict(server.url, key=key, secret=secret, max_retries=0)
         monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
-        token = resolve_connection(host=server.url, schema=None, port=None, login=KEY, password=secret,
+        token = resolve_connection(host=server.url, schema=None, port=None, login=key, password=secret,
                                    extra={}).basic_token
         try:
             EngageLabHook().get_stats("journey", [1], "DAY", DAY, DAY)
@@ -322,6 +316,24 @@ def test_the_header_sent_is_the_masked_token_in_both_hooks(monkeypatch, secret):
             pass
     sent = [r["headers"].get("Authorization") for r in server.requests]
     assert sent == [f"Basic {token}"] * 2
+
+
+def test_a_non_latin1_secret_never_shows_in_errors(monkeypatch, caplog, capfd):
+    """Until f4c3017 the sync hook raised a UnicodeEncodeError whose repr/args held the secret."""
+    secret = "N0n-Lat1n-€-S3CRET-x"
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with Sandbox(api_key=KEY, api_secret=secret, available_through=CUTOFF) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn_dict(sandbox, secret=secret)))
+        outcome = EngageLabHook().test_connection()
+        texts.append(repr(outcome))
+        assert outcome[0] is True, outcome  # the sync hook sends the UTF-8 token the API expects
+        try:
+            texts.append(repr(EngageLabHook().get_stats("journey", [1], "DAY", DAY, DAY).rows))
+        except BaseException as exc:  # noqa: BLE001 - its text is what is checked
+            texts += exception_texts(exc)
+    texts += [*capfd.readouterr(), caplog.text]
+    assert find_leaks(texts, (secret,)) == []
 
 
 # ============================================================================ only the Connection's host
@@ -380,6 +392,11 @@ def test_an_https_host_is_never_tried_over_plain_http(sb, monkeypatch, tmp_path,
 # ============================================================================ redirects
 REDIRECT_CALLS: dict[str, Callable[[Env], Any]] = {
     "sync-hook": lambda e: sync_hook().get_stats("journey", [1], "DAY", DAY, DAY),
+    # HttpHook honours allow_redirects/max_redirects extras in its run(); ours must not follow anyway
+    "sync-hook-allow-redirects-extra": lambda e: (
+        e.conn(allow_redirects=True, max_redirects=5),
+        sync_hook().get_stats("journey", [1], "DAY", DAY, DAY),
+    ),
     "async-hook": lambda e: async_get(),
     "test-connection": lambda e: expect_false(sync_hook().test_connection()),
     "operator": lambda e: render_and_run(operator("journey", e)),
@@ -401,16 +418,21 @@ def trigger_error() -> Any:
 def test_a_redirect_to_another_host_is_not_followed(monkeypatch, tmp_path, caplog, status, caller):
     caplog.set_level(logging.DEBUG)
     with RecordingServer() as elsewhere, redirecting_server(elsewhere.url, status) as api:
-        env = Env(None, monkeypatch, tmp_path)  # type: ignore[arg-type]
-        env.conn(host=api.url)
+        env = Env(None, monkeypatch, tmp_path, host=api.url)  # type: ignore[arg-type]
+        env.conn()
         try:
             result = REDIRECT_CALLS[caller](env)
             text = json.dumps(result, default=str)
+        except EngageLabValidationError as exc:  # the extra that would allow redirects is refused
+            assert caller == "sync-hook-allow-redirects-extra" and "allow_redirects" in str(exc), exc
+            assert api.requests == []
+            text = str(exc)
         except EngageLabError as exc:
             assert isinstance(exc, EngageLabResponseError)
             text = str(exc)
-        assert "redirect" in text and str(status) in text
-        assert api.requests and api.requests[0]["headers"]["Authorization"] == f"Basic {TOKEN}"
+        if api.requests:
+            assert "redirect" in text and str(status) in text
+            assert api.requests[0]["headers"]["Authorization"] == f"Basic {TOKEN}"
     assert elsewhere.requests == []  # not one request, so no credentials either
     assert find_leaks([text, caplog.text]) == []
 
