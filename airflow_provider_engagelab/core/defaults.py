@@ -1,5 +1,6 @@
 """Default values, importable from anywhere (no imports: provider discovery reads them)."""
 
+DEFAULT_CONN_ID = "engagelab_default"
 DEFAULT_HOST = "https://ma-api.engagelab.com"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5

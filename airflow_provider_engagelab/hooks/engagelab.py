@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
+from requests.adapters import HTTPAdapter
 
 from airflow_provider_engagelab._provider_info import hook_form_widgets, hook_ui_field_behaviour
 from airflow_provider_engagelab.core.connection import ResolvedConnection, resolve_connection
-from airflow_provider_engagelab.core.defaults import DEFAULT_HOST
+from airflow_provider_engagelab.core.defaults import DEFAULT_CONN_ID, DEFAULT_HOST
 from airflow_provider_engagelab.core.parsing import ParsedResponse, parse_response
 from airflow_provider_engagelab.core.planning import PlannedCall, plan_calls
 from airflow_provider_engagelab.core.query import StatsQuery, build_query
@@ -124,7 +125,7 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
     """
 
     conn_name_attr = "engagelab_conn_id"
-    default_conn_name = "engagelab_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "engagelab"
     hook_name = "EngageLab"
     default_host = DEFAULT_HOST
@@ -135,6 +136,7 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
         self._resolved: ResolvedConnection | None = None
         self._local = threading.local()
         self._pacer: Pacer | None = None
+        self._pool_adapter: HTTPAdapter | None = None
         #: how the hook waits (pacing, backoff); tests replace it to record the waits
         self.sleep: Callable[[float], None] = time.sleep
 
@@ -169,6 +171,14 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
         # latin-1 HTTPBasicAuth: both hooks send the same header for any secret.
         session.auth = None
         session.headers["Authorization"] = f"Basic {resolved.basic_token}"
+        if self.adapter is None:
+            # One pool for all of this hook's threads, as wide as its concurrency (HttpHook's
+            # default adapter keeps 10 connections and discards the rest above that).
+            if self._pool_adapter is None:
+                width = resolved.settings.max_concurrent_requests
+                self._pool_adapter = HTTPAdapter(pool_connections=1, pool_maxsize=width)
+            session.mount("http://", self._pool_adapter)
+            session.mount("https://", self._pool_adapter)
         self.base_url = resolved.base_url
         return session
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_engagelab._context import context_window, dag_timezone, is_templated
+from airflow_provider_engagelab.core.defaults import DEFAULT_CONN_ID
 from airflow_provider_engagelab.core.query import (
     StatsQuery,
     build_query,
@@ -27,11 +28,17 @@ from airflow_provider_engagelab.core.readiness import (
     parse_require,
 )
 from airflow_provider_engagelab.exceptions import EngageLabError, EngageLabValidationError
-from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
 
-# Shared with the operators, so both accept the same journey_ids forms (including a rendered
-# "[1, 2, 3]"); the pure part belongs in core.query.
-from airflow_provider_engagelab.triggers.engagelab import EngageLabStatsAvailableTrigger
+if TYPE_CHECKING:
+    from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
+
+
+def _trigger_class() -> Any:
+    # Loaded when the sensor defers, not at DAG parse.
+    from airflow_provider_engagelab.triggers.engagelab import EngageLabStatsAvailableTrigger
+
+    return EngageLabStatsAvailableTrigger
+
 
 try:  # Airflow >= 3.1
     from airflow.sdk.configuration import conf
@@ -104,7 +111,7 @@ class EngageLabStatsAvailableSensor(BaseSensorOperator):
         journey_ids: Any,
         target_date: Any = None,
         stats_type: str = "journey",
-        engagelab_conn_id: str = EngageLabHook.default_conn_name,
+        engagelab_conn_id: str = DEFAULT_CONN_ID,
         require: str = "all",
         check: Check | str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -129,6 +136,9 @@ class EngageLabStatsAvailableSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> EngageLabHook:
         """The sync hook of the poke/reschedule looks."""
+        # Imported when the task runs, not at DAG parse (HttpHook's imports are heavy).
+        from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
+
         return EngageLabHook(engagelab_conn_id=self.engagelab_conn_id)
 
     # ------------------------------------------------------------------ helpers
@@ -196,7 +206,7 @@ class EngageLabStatsAvailableSensor(BaseSensorOperator):
             last_bucket(query.start), self.poke_interval, deadline.isoformat(),
         )
         self.defer(
-            trigger=EngageLabStatsAvailableTrigger(
+            trigger=_trigger_class()(
                 journey_ids=list(query.journey_ids),
                 target_date=query.start.isoformat(),
                 stats_type=query.stats_type.value,

@@ -101,7 +101,7 @@ def test_template_fields():
         ({"stats_type": "clicks"}, ["stats_type", "'clicks'", "journey"]),
         ({"output_format": "xml"}, ["output_format", "'xml'"]),
         ({"on_journey_error": "ignore"}, ["on_journey_error", "'ignore'"]),
-        ({"lookback_days": -1}, ["lookback_days", "-1", ">= 0"]),
+        ({"lookback_days": -1}, ["lookback_days", "-1", "from 0 to"]),
         ({"lookback_days": "2"}, ["lookback_days"]),
         ({"max_xcom_rows": 0}, ["max_xcom_rows", ">= 1"]),
         ({"time_unit": "WEEK"}, ["time_unit", "'WEEK'"]),
