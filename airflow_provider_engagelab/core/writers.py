@@ -246,6 +246,7 @@ class PartitionStager:
         self._max_open = max(1, max_open_files)
         self._rows: dict[str, int] = {}
         self._csv_columns = COLUMNS[self.stats_type]
+        self._csv_writers: dict[str, Any] = {}  # one csv.writer per open handle
         self._finished = False
 
     # -- writing ---------------------------------------------------------------------------
@@ -269,7 +270,8 @@ class PartitionStager:
             self._open.move_to_end(key)
             return handle
         while len(self._open) >= self._max_open:
-            _, oldest = self._open.popitem(last=False)
+            old_key, oldest = self._open.popitem(last=False)
+            self._csv_writers.pop(old_key, None)
             oldest.close()
         new = key not in self._rows
         handle = open(self._stage_path(key), "w" if new else "a", encoding="utf-8", newline="")
@@ -277,6 +279,8 @@ class PartitionStager:
             self._rows[key] = 0
             if self.output_format == "csv":
                 handle.write(csv_header(self.stats_type))
+        if self.output_format == "csv":
+            self._csv_writers[key] = _csv_writer(handle)
         self._open[key] = handle
         return handle
 
@@ -293,7 +297,7 @@ class PartitionStager:
             )
         handle = self._handle(key)
         if self.output_format == "csv":
-            _csv_writer(handle).writerow([row.get(col) for col in self._csv_columns])
+            self._csv_writers[key].writerow([row.get(col) for col in self._csv_columns])
         else:
             handle.write(jsonl_line(row))
         self._rows[key] += 1
@@ -307,6 +311,7 @@ class PartitionStager:
         return count
 
     def _close_all(self) -> None:
+        self._csv_writers.clear()
         while self._open:
             _, handle = self._open.popitem(last=False)
             handle.close()
