@@ -279,7 +279,8 @@ def run(args: argparse.Namespace) -> int:
 
     sandbox = Sandbox(port=0, latency=args.latency, available_through=yesterday0)
     sandbox.start()
-    log(f"sandbox at {sandbox.url}, data available through {yesterday0:%Y-%m-%d} 00:00 UTC")
+    log(f"sandbox at {sandbox.url}, data available through {yesterday0:%Y-%m-%d} 00:00 UTC; "
+        f"output files under {output}")
     conn = {"conn_type": "engagelab", "host": sandbox.url, "login": sandbox.api_key,
             "password": sandbox.api_secret,
             "extra": {"max_concurrent_requests": args.max_concurrent_requests, "max_retry_wait": 5}}
