@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -144,6 +145,33 @@ def leaks(text: str, *secrets: str) -> list[str]:
     """Lines of ``text`` that show the API secret or its Basic token (or other ``secrets``)."""
     needles = [n for n in (SECRET, TOKEN, *secrets) if n]
     return [line for line in text.splitlines() if any(n in line for n in needles)]
+
+
+#: Airflow's ``dag.test()`` harness (``InProcessSupervisorComms.send``) echoing, at DEBUG, the
+#: MaskSecret(value=...) message by which a secret is *registered* with the masker. Only
+#: ``dag.test()`` logs it (a worker's supervisor does not): not a provider leak.
+DAG_TEST_MASK_ECHO = re.compile(
+    r"\[debug\s*\] Sending request\s+(loc=supervisor\.py:\d+ )?msg=MaskSecret\(value='[^']*', "
+    r"name=None, type='MaskSecret'\)$"
+)
+
+
+def without_mask_echo(log: str) -> str:
+    """A ``dag.test()`` log without the harness's MaskSecret echo lines (exact matches only)."""
+    return "\n".join(line for line in log.splitlines() if not DAG_TEST_MASK_ECHO.search(line))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_BOX = re.compile(r"[\u2500-\u257f]")  # box drawing: rich tracebacks frame (and wrap) their text
+
+
+def plain_text(text: str) -> str:
+    """``text`` without colours and frames, whitespace collapsed: a wrapped message reads whole.
+
+    Airflow 3.0 prints task failures as rich tracebacks (with locals), wrapping long values
+    across framed lines; search this form too, or a secret split over two lines is missed.
+    """
+    return " ".join(_BOX.sub(" ", _ANSI.sub("", text)).split())
 
 
 def exception_texts(exc: BaseException) -> list[str]:

@@ -24,7 +24,14 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow import __version__ as AIRFLOW_VERSION
+from packaging.version import Version
 from reliability_helpers import UTC, conn_dict, leaks
+
+try:  # Airflow >= 3.1
+    from airflow.sdk.exceptions import AirflowNotFoundException
+except ImportError:  # Airflow 3.0
+    from airflow.exceptions import AirflowNotFoundException  # type: ignore[no-redef]
 
 from airflow_provider_engagelab.core.readiness import error_from_payload
 from airflow_provider_engagelab.exceptions import EngageLabError, EngageLabValidationError
@@ -174,6 +181,8 @@ def trigger_run(env: Env) -> Any:
 
 
 QUICK = {"max_retries": 1, "max_retry_wait": 0.01}
+AIRFLOW_3_1 = Version(AIRFLOW_VERSION) >= Version("3.1")
+AirflowNotFound = AirflowNotFoundException
 TOMORROW = date.today() + timedelta(days=2)
 V = EngageLabValidationError
 
@@ -213,7 +222,10 @@ TABLE: list[Any] = [
     ("conn-login-blank", with_conn(hook_call(), login="   "), ["login"], V),
     ("conn-password-empty", with_conn(hook_call(), password=""), ["password", "API Secret"], V),
     ("conn-password-missing", with_conn(hook_call(), password=None), ["password"], V),
-    ("conn-extra-not-an-object", with_conn(hook_call(), extra=[1, 2]), ["extra", "JSON object"], V),
+    # Airflow 3.0 itself refuses to build such a Connection (the conn_id "isn't defined")
+    ("conn-extra-not-an-object", with_conn(hook_call(), extra=[1, 2]),
+     ["extra", "JSON object"] if AIRFLOW_3_1 else ["engagelab_default"],
+     V if AIRFLOW_3_1 else AirflowNotFound),
     ("conn-timeout-zero", with_conn(hook_call(), extra={"timeout": 0}), ["timeout", "0"], V),
     ("conn-timeout-text", with_conn(hook_call(), extra={"timeout": "5s"}), ["timeout", "'5s'"], V),
     ("conn-timeout-nan", with_conn(hook_call(), extra={"timeout": "nan"}), ["timeout", "'nan'"], V),
@@ -278,9 +290,15 @@ TABLE: list[Any] = [
     ("op-run-path", op_run({"output_path": "relative"}, output_path="{{ var.value.root }}"),
      ["output_path", "'relative'"], V),
     ("op-run-bad-conn", with_conn(op_run({}), host="127.0.0.1:{port}"), ["host"], V),
-    ("op-run-path-unknown-scheme",
-     op_run({"output_path": "foo://bucket/x"}, output_path="{{ var.value.root }}"),
-     ["output_path", "foo"], V),
+    pytest.param(
+        "op-run-path-unknown-scheme",
+        op_run({"output_path": "foo://bucket/x"}, output_path="{{ var.value.root }}"),
+        ["output_path", "foo"], V,
+        id="op-run-path-unknown-scheme",
+        marks=pytest.mark.xfail(not AIRFLOW_3_1, strict=True, reason=(
+            "BUG-I (Airflow 3.0): ObjectStoragePath('foo://...') only fails at its first .fs use, in "
+            "_publish after every request: a raw ValueError 'No filesystem registered for scheme foo'")),
+    ),
     ("op-run-lookback-before-year-1",
      op_run({"start_time": "0001-01-02", "end_time": "0001-01-02"}, lookback_days=5),
      ["lookback_days", "year 1"], V),
@@ -304,7 +322,7 @@ TABLE: list[Any] = [
 ]
 
 
-def _id(row: Any) -> str:
+def _id(row: Any) -> str:  # pytest.param() sets are tuples too
     return row.id if hasattr(row, "marks") else row[0]
 
 
