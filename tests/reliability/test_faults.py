@@ -15,12 +15,15 @@ hang 6 s, not the production 60 s, so a hang costs 5 s; the retry waits are capp
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
 from reliability_helpers import digests_under, read_jsonl_rows, set_conn, sort_rows
 
+from airflow_provider_engagelab.exceptions import EngageLabTransportError
+from airflow_provider_engagelab.hooks.engagelab import EngageLabAsyncHook
 from airflow_provider_engagelab.operators.engagelab import EngageLabStatsOperator
 from airflow_provider_engagelab.testing.sandbox import Fault
 
@@ -139,3 +142,26 @@ def test_each_transient_fault_is_retried_to_the_same_bytes(sb, monkeypatch, tmp_
     counters = sb.counters()
     assert counters["faults"] == {kind: len(faults)}
     assert summary["requests"] == counters["requests"] == 1 + len(faults)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG-J: aiohttp re-sends an idempotent GET once when the server drops the connection "
+    "(ClientSession._retry_connection), unseen by the async hook: a call can take up to "
+    "2 x (max_retries + 1) requests, and StatsResult.requests under-counts them"))
+def test_the_async_hook_keeps_the_retry_budget_under_drops(sb, monkeypatch):
+    """The trigger's transport: a call whose every answer is a dropped connection."""
+    set_conn(monkeypatch, sb, max_retries=2, max_retry_wait=0.01)
+    sb.inject(*[Fault("drop")] * 20)
+
+    async def fetch():
+        hook = EngageLabAsyncHook()
+
+        async def no_wait(seconds: float) -> None:
+            return None
+
+        hook.sleep = no_wait
+        return await hook.get_stats("journey", [1], "DAY", "2026-05-01", "2026-05-01")
+
+    with pytest.raises(EngageLabTransportError, match="gave up after 3 attempts"):
+        asyncio.run(fetch())
+    assert sb.counters()["requests"] <= 1 * (2 + 1)
