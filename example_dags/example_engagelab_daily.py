@@ -18,6 +18,7 @@ Settings, read from the environment when the DAG file is parsed (cheap, no datab
   ``file:///tmp/engagelab``), with ``ENGAGELAB_OUTPUT_CONN_ID`` for object stores
 - ``ENGAGELAB_DEFERRABLE``: ``true`` to run the sensor in the triggerer (default ``false``)
 - ``ENGAGELAB_TIMEZONE``: the DAG's time zone (default ``UTC``)
+- ``ENGAGELAB_POKE_INTERVAL``: seconds between the sensor's looks (default 300)
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def example_engagelab_daily():
         task_id="wait_for_yesterday",
         journey_ids=JOURNEY_IDS,
         deferrable=DEFERRABLE,
-        poke_interval=300,
+        poke_interval=int(os.environ.get("ENGAGELAB_POKE_INTERVAL", "300")),
         timeout=6 * 3600,
         mode="reschedule",
     )

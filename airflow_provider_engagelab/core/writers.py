@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -401,6 +402,29 @@ def hidden_temp_path(target: str) -> str:
     return os.path.join(head, f".{tail}.{uuid.uuid4().hex[:12]}.tmp")
 
 
+#: A temporary file older than this was left by a killed task (a live copy takes seconds).
+STALE_TEMP_SECONDS = 3600
+
+
+def _remove_stale_temps(target: str) -> None:
+    """Delete temporaries of ``target`` that a task killed mid-copy (SIGKILL) left behind."""
+    head, tail = os.path.split(target)
+    prefix = f".{tail}."
+    try:
+        names = os.listdir(head or ".")
+    except OSError:
+        return
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for name in names:
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            path = os.path.join(head, name)
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    os.remove(path)
+            except OSError:
+                pass
+
+
 def publish_local(source: str, target: str) -> None:
     """Copy ``source`` to ``target`` atomically on a local file system.
 
@@ -410,6 +434,7 @@ def publish_local(source: str, target: str) -> None:
     """
     directory = os.path.dirname(target) or "."
     os.makedirs(directory, exist_ok=True)
+    _remove_stale_temps(target)
     temp = hidden_temp_path(target)
     try:
         with open(source, "rb") as src, open(temp, "xb") as dst:

@@ -98,7 +98,7 @@ class EngageLabAsyncHook(_EngageLabHookBase, BaseHook):
     # ------------------------------------------------------------------ transport
     def _session(self, resolved: ResolvedConnection, width: int) -> aiohttp.ClientSession:
         timeout = resolved.settings.timeout
-        return aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             # The core's token (registered with the masker), not aiohttp.BasicAuth (deprecated).
             headers={"Authorization": f"Basic {resolved.basic_token}"},
             # Same meaning as the sync hook's timeout: for the connection and for each read.
@@ -106,6 +106,11 @@ class EngageLabAsyncHook(_EngageLabHookBase, BaseHook):
             connector=aiohttp.TCPConnector(limit=width),
             raise_for_status=False,
         )
+        # aiohttp silently re-sends a GET once when the server drops the connection; the retry
+        # policy (and the request count) must be ours alone. Private attribute, hence guarded.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
+        return session
 
     async def _request_once(self, session: aiohttp.ClientSession, call: PlannedCall) -> ParsedResponse:
         resolved = await self.aresolved()

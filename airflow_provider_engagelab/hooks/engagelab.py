@@ -57,7 +57,22 @@ def mask_credentials(*secrets: str) -> None:
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 
 
+_CONFIG_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidHeader,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
+
+
 def _transport_error(exc: requests.RequestException, call: PlannedCall, timeout: float) -> EngageLabError:
+    if isinstance(exc, _CONFIG_ERRORS):
+        # A URL or header requests refuses: a retry meets the same refusal.
+        return EngageLabTransportError(
+            f"request for {call.describe()} refused by the HTTP client: {type(exc).__name__}; "
+            "check the connection's host and extras",
+            retryable=False,
+        )
     if isinstance(exc, requests.Timeout):
         text = f"timed out after {timeout:g}s calling {call.describe()}"
     else:

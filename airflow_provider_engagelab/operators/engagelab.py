@@ -312,7 +312,8 @@ class EngageLabStatsOperator(BaseOperator):
 
             try:
                 base = ObjectStoragePath(str(self.output_path), conn_id=self.output_conn_id)
-            except ValueError as exc:  # e.g. "Unsupported filesystem" for an unknown scheme
+                _ = base.fs  # Airflow 3.0 resolves the scheme only here: fail before any request
+            except (ValueError, ImportError) as exc:  # e.g. "Unsupported filesystem" for an unknown scheme
                 raise EngageLabValidationError(
                     f"Invalid output_path={self.output_path!r}: {exc}; use a scheme Airflow's "
                     "object storage knows (file://, s3://, gs://, ...) with its provider installed"

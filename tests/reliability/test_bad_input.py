@@ -295,9 +295,6 @@ TABLE: list[Any] = [
         op_run({"output_path": "foo://bucket/x"}, output_path="{{ var.value.root }}"),
         ["output_path", "foo"], V,
         id="op-run-path-unknown-scheme",
-        marks=pytest.mark.xfail(not AIRFLOW_3_1, strict=True, reason=(
-            "BUG-I (Airflow 3.0): ObjectStoragePath('foo://...') only fails at its first .fs use, in "
-            "_publish after every request: a raw ValueError 'No filesystem registered for scheme foo'")),
     ),
     ("op-run-lookback-before-year-1",
      op_run({"start_time": "0001-01-02", "end_time": "0001-01-02"}, lookback_days=5),

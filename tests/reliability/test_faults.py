@@ -144,10 +144,6 @@ def test_each_transient_fault_is_retried_to_the_same_bytes(sb, monkeypatch, tmp_
     assert summary["requests"] == counters["requests"] == 1 + len(faults)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG-J: aiohttp re-sends an idempotent GET once when the server drops the connection "
-    "(ClientSession._retry_connection), unseen by the async hook: a call can take up to "
-    "2 x (max_retries + 1) requests, and StatsResult.requests under-counts them"))
 def test_the_async_hook_keeps_the_retry_budget_under_drops(sb, monkeypatch):
     """The trigger's transport: a call whose every answer is a dropped connection."""
     set_conn(monkeypatch, sb, max_retries=2, max_retry_wait=0.01)
