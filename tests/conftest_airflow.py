@@ -6,18 +6,7 @@ fresh Python subprocess whose environment points at a private AIRFLOW_HOME with 
 database (``airflow db migrate`` runs once per pytest session) and a private DAGs folder (in
 Airflow 3.3 ``dag.test()`` needs the DAG file inside ``[core] dags_folder``).
 
-Use it from a ``conftest.py`` (this file is not a package module; load it by path)::
-
-    import importlib.util, pathlib, sys
-    _path = pathlib.Path(__file__).resolve().parents[1] / "conftest_airflow.py"   # adjust
-    if "engagelab_conftest_airflow" not in sys.modules:
-        _spec = importlib.util.spec_from_file_location("engagelab_conftest_airflow", _path)
-        _mod = importlib.util.module_from_spec(_spec)
-        sys.modules[_spec.name] = _mod
-        _spec.loader.exec_module(_mod)
-    from engagelab_conftest_airflow import airflow_home, airflow_runner  # noqa: F401
-
-then in a test::
+``tests/conftest.py`` makes its fixtures available to every test directory. In a test::
 
     def test_daily(airflow_runner, sandbox_env):
         airflow_runner.add_dag_file(pathlib.Path("example_dags/daily.py"))   # or add_dag_source()
