@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest_airflow import DAG_TEST_MASK_ECHO, without_mask_echo  # noqa: F401
 
 from airflow_provider_engagelab.testing.sandbox import Sandbox
 
@@ -145,20 +146,6 @@ def leaks(text: str, *secrets: str) -> list[str]:
     """Lines of ``text`` that show the API secret or its Basic token (or other ``secrets``)."""
     needles = [n for n in (SECRET, TOKEN, *secrets) if n]
     return [line for line in text.splitlines() if any(n in line for n in needles)]
-
-
-#: Airflow's ``dag.test()`` harness (``InProcessSupervisorComms.send``) echoing, at DEBUG, the
-#: MaskSecret(value=...) message by which a secret is *registered* with the masker. Only
-#: ``dag.test()`` logs it (a worker's supervisor does not): not a provider leak.
-DAG_TEST_MASK_ECHO = re.compile(
-    r"\[debug\s*\] Sending request\s+(loc=supervisor\.py:\d+ )?msg=MaskSecret\(value='[^']*', "
-    r"name=None, type='MaskSecret'\)$"
-)
-
-
-def without_mask_echo(log: str) -> str:
-    """A ``dag.test()`` log without the harness's MaskSecret echo lines (exact matches only)."""
-    return "\n".join(line for line in log.splitlines() if not DAG_TEST_MASK_ECHO.search(line))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
