@@ -190,11 +190,7 @@ def _msgspec_exact(rows: Sequence[Any]) -> bool:
         return True
     if not kinds <= _PLAIN_OR_FLOAT:
         return False
-    floats = list(filter(_is_float, _chain(map(dict.values, rows))))
-    # min() and max() could step over a NaN: a finite sum rules NaN and infinities out first.
-    if math.isfinite(sum(floats)) and min(floats) >= 1e-4 and max(floats) < 1e16:
-        return True
-    return all(f == 0 or 1e-4 <= abs(f) < 1e16 for f in floats)
+    return _floats_exact(list(filter(_is_float, _chain(map(dict.values, rows)))))
 
 
 def _msgspec_exact_row(row: Any) -> bool:
@@ -227,6 +223,28 @@ def jsonl_lines(rows: Sequence[Mapping[str, Any]]) -> str:
         except (TypeError, ValueError):
             pass
     return "".join(map(jsonl_line, rows))
+
+
+def _floats_exact(floats: list[float]) -> bool:
+    """Whether ``repr`` writes every one of ``floats`` without an exponent (as msgspec does):
+    0, or 1e-4 <= abs < 1e16. Checked at C level; NaN and infinities fail."""
+    if not floats:
+        return True
+    if not math.isfinite(sum(floats)):  # min() and max() could step over a NaN
+        return False
+    nonzero = list(map(abs, filter(None, floats)))
+    return not nonzero or (min(nonzero) >= 1e-4 and max(nonzero) < 1e16)
+
+
+def _jsonl_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """:func:`jsonl_lines` as UTF-8, what a staged file holds (a lone surrogate fails, as it
+    does when the text is written to a UTF-8 file)."""
+    if _msgspec_exact(rows):
+        try:
+            return _MSGSPEC_JSON.encode_lines(rows)
+        except (TypeError, ValueError):
+            pass
+    return "".join(map(jsonl_line, rows)).encode("utf-8")
 
 
 def _csv_writer(handle: IO[str]) -> Any:
@@ -408,7 +426,9 @@ class PartitionStager:
             if self.output_format == "csv":
                 self._csv_writers[key].writerows(self._csv_values(group))
             else:
-                handle.write(jsonl_lines(group))
+                data = _jsonl_bytes(group)
+                handle.flush()  # whatever add() wrote first stays first
+                handle.buffer.write(data)  # type: ignore[attr-defined]
             self._rows[key] += len(group)
 
     def _csv_values(self, group: list[Mapping[str, Any]]) -> list[Any]:

@@ -133,3 +133,39 @@ def test_add_all_stops_at_a_row_outside_the_window_like_add(tmp_path):
         with pytest.raises(EngageLabResponseError, match="outside the requested window"):
             stager.add_all(rows)
         assert stager.total_rows == 2
+
+
+def test_add_then_add_all_keep_the_order_and_a_lone_surrogate_fails_alike(tmp_path):
+    with PartitionStager("message", "DAY", [1], date(2026, 6, 1), date(2026, 6, 1), "jsonl",
+                         staging_dir=str(tmp_path)) as stager:
+        stager.add(_message(1, "2026-06-01", amount=1.0))
+        stager.add_all([_message(1, "2026-06-01", amount=2.0)])
+        stager.add(_message(1, "2026-06-01", amount=3.0))
+        with pytest.raises(UnicodeEncodeError):
+            stager.add_all([_message(1, "2026-06-01", note="\ud800")])
+        with pytest.raises(UnicodeEncodeError):
+            stager.add(_message(1, "2026-06-01", note="\ud800"))
+        staged = stager.finish()
+        lines = Path(staged[0].local_path).read_text().splitlines()
+        assert [json.loads(line)["revenue_amount"] for line in lines] == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("amount", [1e16, 1e-5, 0.0, -0.0, -1.5, 2**70, True, None, "x", float("nan"),
+                                    float("inf")])
+def test_contract_shaped_rows_with_odd_numbers_stage_like_add(tmp_path, amount):
+    rows = [_message(1, "2026-06-01", amount=1.5), _message(1, "2026-06-01", amount=amount)]
+    outcomes = []
+    for batched in (False, True):
+        with PartitionStager("message", "DAY", [1], date(2026, 6, 1), date(2026, 6, 1), "jsonl",
+                             staging_dir=str(tmp_path)) as stager:
+            try:
+                if batched:
+                    stager.add_all(rows)
+                else:
+                    for row in rows:
+                        stager.add(row)
+            except ValueError as exc:
+                outcomes.append(type(exc))
+                continue
+            outcomes.append(Path(stager.finish()[0].local_path).read_bytes())
+    assert outcomes[0] == outcomes[1]
