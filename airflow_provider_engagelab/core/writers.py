@@ -478,7 +478,7 @@ class PartitionStager:
         target = jsonl_path[: -len(".jsonl")] + ".parquet"
         names = schema.names
         with open(jsonl_path, encoding="utf-8") as source, pq.ParquetWriter(target, schema) as writer:
-            for batch in _batches((json.loads(line) for line in source), PARQUET_BATCH_ROWS):
+            for batch in _batches(map(_loads_line, source), PARQUET_BATCH_ROWS):
                 columns = {name: [row.get(name) for row in batch] for name in names}
                 writer.write_table(pa.Table.from_pydict(columns, schema=schema))
         os.remove(jsonl_path)
@@ -495,6 +495,17 @@ class PartitionStager:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _loads_line(line: str) -> Any:
+    """One staged JSON line back to a row: msgspec, or the stdlib for what msgspec refuses."""
+    try:
+        return _msgspec_decode(line)
+    except (msgspec.DecodeError, ValueError):
+        return json.loads(line)
+
+
+_msgspec_decode = msgspec.json.Decoder().decode
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
