@@ -124,7 +124,8 @@ def _fast_check(fields: tuple[tuple[str, str], ...]) -> _FastCheck:
 
 _FAST_CHECKS: dict[StatsType, _FastCheck] = {stype: _fast_check(f) for stype, f in DETAIL_FIELDS.items()}
 
-_msgspec_decode = msgspec.json.Decoder().decode
+# The module-level function (not a shared Decoder): the hook parses in several threads.
+_msgspec_decode = msgspec.json.decode
 
 
 def _loads(body: bytes) -> Any:

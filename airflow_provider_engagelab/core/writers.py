@@ -505,7 +505,7 @@ def _loads_line(line: str) -> Any:
         return json.loads(line)
 
 
-_msgspec_decode = msgspec.json.Decoder().decode
+_msgspec_decode = msgspec.json.decode
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
