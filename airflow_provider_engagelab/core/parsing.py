@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import date, timedelta
+from operator import itemgetter
 from typing import Any
+
+import msgspec
 
 from airflow_provider_engagelab.core.planning import PlannedCall
 from airflow_provider_engagelab.core.query import StatsType, TimeUnit
@@ -96,6 +101,60 @@ COLUMNS: dict[StatsType, tuple[str, ...]] = {
     for stype, fields in DETAIL_FIELDS.items()
 }
 
+_FastCheck = tuple["itemgetter[Any]", frozenset[tuple[type, ...]], int | None, int]
+
+
+def _fast_check(fields: tuple[tuple[str, str], ...]) -> _FastCheck:
+    """What the fast path of :func:`_parse_data` checks for one stats type.
+
+    A getter of the detail fields (``DETAIL_FIELDS`` order), every tuple of their value types
+    that passes the checks of :func:`_flatten` (a ``number`` may be an int or a float; a float
+    is then checked to be finite), the index of the number field, the index of ``time``.
+    """
+    variants: list[tuple[type, ...]] = [()]
+    for _, kind in fields:
+        options: tuple[type, ...] = (int,) if kind == _INT else (str,) if kind == _STR else (int, float)
+        variants = [v + (t,) for v in variants for t in options]
+    names = [name for name, _ in fields]
+    numbers = [i for i, (_, kind) in enumerate(fields) if kind == _NUM]
+    if len(numbers) > 1:  # pragma: no cover - the contract has one number field at most
+        raise AssertionError("one number field at most")
+    return itemgetter(*names), frozenset(variants), numbers[0] if numbers else None, names.index("time")
+
+
+_FAST_CHECKS: dict[StatsType, _FastCheck] = {stype: _fast_check(f) for stype, f in DETAIL_FIELDS.items()}
+
+# The module-level function (not a shared Decoder): the hook parses in several threads.
+_msgspec_decode = msgspec.json.decode
+
+
+def _loads(body: bytes) -> Any:
+    """``json.loads``, through msgspec's faster decoder when it accepts the body.
+
+    msgspec refuses what it does not take exactly like the standard library (NaN and Infinity
+    literals, out-of-range numbers, lone surrogates, a UTF-8 BOM, other encodings...); those
+    bodies go to ``json.loads``, so their outcome and messages stay those of the stdlib.
+    """
+    try:
+        return _msgspec_decode(body)
+    except (msgspec.DecodeError, ValueError):
+        return json.loads(body)
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket_times(unit: TimeUnit, start: date, end: date) -> frozenset[str]:
+    """Every ``time`` of ``unit`` buckets from ``start`` to ``end``: the fast path's check.
+
+    A subset of what ``_TIME_RE`` and the window check accept; other values take the slow path.
+    """
+    if not 0 <= (end - start).days <= 366:
+        return frozenset()
+    days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    if unit is TimeUnit.DAY:
+        return frozenset(days)
+    return frozenset(f"{day} {hour:02d}" for day in days for hour in range(24))
+
+
 _TIME_RE = {
     TimeUnit.DAY: re.compile(r"^\d{4}-\d{2}-\d{2}$"),
     TimeUnit.HOUR: re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}$"),
@@ -179,7 +238,7 @@ def parse_response(
             status=status,
         )
     try:
-        payload = json.loads(body) if body else None
+        payload = _loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         payload = None
     if not isinstance(payload, dict) or not isinstance(payload.get("code"), int):
@@ -217,6 +276,9 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
     answered: set[int] = set()
     malformed = 0
     fields = DETAIL_FIELDS[call.stats_type]
+    getter, accepted, num, time_index = _FAST_CHECKS[call.stats_type]
+    isfinite = math.isfinite
+    times = _bucket_times(call.time_unit, call.start, call.end)
     unit = call.time_unit.value
     time_re = _TIME_RE[call.time_unit]
     first, last = call.start.isoformat(), call.end.isoformat()
@@ -245,8 +307,25 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
         if not isinstance(detail, list):
             # A successful journey without its rows would silently lose data.
             raise _bad(call, status, f"journey {jid}: 'detail' must be a list, got {detail!r}")
+        append = result.rows.append
         for row in detail:
-            result.rows.append(_flatten(call, status, jid, unit, row, fields, time_re, first, last))
+            # Fast path: a dict with every field present with an accepted type and a time of
+            # the window, checked at C level. Anything else (and a float that is not finite)
+            # goes through the field-by-field checks of _flatten, which build the message.
+            if type(row) is dict:
+                try:
+                    values = getter(row)
+                except KeyError:
+                    values = None
+                if (
+                    values is not None
+                    and tuple(map(type, values)) in accepted
+                    and values[time_index] in times
+                    and (num is None or type(values[num]) is int or isfinite(values[num]))
+                ):
+                    append({"journey_id": jid, "time_unit": unit, **row})
+                    continue
+            append(_flatten(call, status, jid, unit, row, fields, time_re, first, last))
     missing = [j for j in call.journey_ids if j not in answered]
     if len(missing) > malformed:
         shown = ", ".join(str(j) for j in missing[:10])

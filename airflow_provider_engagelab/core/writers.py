@@ -26,7 +26,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -36,7 +38,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from operator import itemgetter
 from typing import IO, Any, TypeVar
+
+import msgspec
 
 from airflow_provider_engagelab.core.parsing import COLUMNS, DETAIL_FIELDS, JourneyError
 from airflow_provider_engagelab.core.query import (
@@ -64,6 +69,9 @@ DEFAULT_MAX_XCOM_ROWS = 10_000
 
 #: How many staged files a :class:`PartitionStager` keeps open at once.
 MAX_OPEN_FILES = 32
+
+#: Rows :meth:`PartitionStager.add_all` groups by date before writing (bounded memory).
+STAGE_BATCH_ROWS = 8192
 
 #: Rows per Parquet row group / conversion batch.
 PARQUET_BATCH_ROWS = 65_536
@@ -156,9 +164,87 @@ def join_uri(root: str, relative: str) -> str:
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+_MSGSPEC_JSON = msgspec.json.Encoder()
+_STR_KEYS = frozenset({str})
+#: Value types msgspec writes exactly like the stdlib encoder above.
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+_PLAIN_OR_FLOAT = _PLAIN_TYPES | {float}
+_is_float = float.__instancecheck__
+_DICT_ONLY = frozenset({dict})
+_chain = itertools.chain.from_iterable
+
+
+def _msgspec_exact(rows: Sequence[Any]) -> bool:
+    """Whether msgspec encodes each of ``rows`` to the very bytes of the stdlib encoder.
+
+    True for plain dicts with string keys whose values are strings, ints, booleans, None or
+    floats that ``repr`` writes without an exponent (0, or 1e-4 <= abs < 1e16; msgspec writes
+    ``1e16`` and ``0.00001`` where Python writes ``1e+16`` and ``1e-05``, and NaN or Infinity
+    as ``null`` where the stdlib refuses them). Anything else takes the stdlib encoder. The
+    checks run at C level over all rows at once.
+    """
+    if set(map(type, rows)) != _DICT_ONLY or set(map(type, _chain(rows))) != _STR_KEYS:
+        return False
+    kinds = set(map(type, _chain(map(dict.values, rows))))
+    if kinds <= _PLAIN_TYPES:
+        return True
+    if not kinds <= _PLAIN_OR_FLOAT:
+        return False
+    return _floats_exact(list(filter(_is_float, _chain(map(dict.values, rows)))))
+
+
+def _msgspec_exact_row(row: Any) -> bool:
+    """:func:`_msgspec_exact` for one row, with less set-up."""
+    if type(row) is not dict or set(map(type, row)) != _STR_KEYS:
+        return False
+    kinds = set(map(type, row.values()))
+    if kinds <= _PLAIN_TYPES:
+        return True
+    if not kinds <= _PLAIN_OR_FLOAT:
+        return False
+    return all(f == 0 or 1e-4 <= abs(f) < 1e16 for f in filter(_is_float, row.values()))
+
+
 def jsonl_line(row: Mapping[str, Any]) -> str:
     """One compact JSON object, keys in row order, ``\\n``-terminated."""
+    if _msgspec_exact_row(row):
+        try:
+            return _MSGSPEC_JSON.encode(row).decode() + "\n"
+        except (TypeError, ValueError):  # e.g. a lone surrogate: the stdlib path decides
+            pass
     return _JSON.encode(row) + "\n"
+
+
+def jsonl_lines(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`jsonl_line` of every row, joined."""
+    if _msgspec_exact(rows):
+        try:
+            return _MSGSPEC_JSON.encode_lines(rows).decode()
+        except (TypeError, ValueError):
+            pass
+    return "".join(map(jsonl_line, rows))
+
+
+def _floats_exact(floats: list[float]) -> bool:
+    """Whether ``repr`` writes every one of ``floats`` without an exponent (as msgspec does):
+    0, or 1e-4 <= abs < 1e16. Checked at C level; NaN and infinities fail."""
+    if not floats:
+        return True
+    if not math.isfinite(sum(floats)):  # min() and max() could step over a NaN
+        return False
+    nonzero = list(map(abs, filter(None, floats)))
+    return not nonzero or (min(nonzero) >= 1e-4 and max(nonzero) < 1e16)
+
+
+def _jsonl_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """:func:`jsonl_lines` as UTF-8, what a staged file holds (a lone surrogate fails, as it
+    does when the text is written to a UTF-8 file)."""
+    if _msgspec_exact(rows):
+        try:
+            return _MSGSPEC_JSON.encode_lines(rows)
+        except (TypeError, ValueError):
+            pass
+    return "".join(map(jsonl_line, rows)).encode("utf-8")
 
 
 def _csv_writer(handle: IO[str]) -> Any:
@@ -247,6 +333,7 @@ class PartitionStager:
         self._max_open = max(1, max_open_files)
         self._rows: dict[str, int] = {}
         self._csv_columns = COLUMNS[self.stats_type]
+        self._csv_getter = itemgetter(*self._csv_columns)
         self._csv_writers: dict[str, Any] = {}  # one csv.writer per open handle
         self._finished = False
 
@@ -304,12 +391,52 @@ class PartitionStager:
         self._rows[key] += 1
 
     def add_all(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Stage every row of an iterable; returns how many."""
+        """Stage every row of an iterable; returns how many.
+
+        The same bytes as :meth:`add` row by row, written in batches of at most
+        :data:`STAGE_BATCH_ROWS` rows: one write per date of a batch.
+        """
+        if self._finished:
+            raise RuntimeError("rows cannot be added after finish()")
         count = 0
-        for row in rows:
-            self.add(row)
-            count += 1
-        return count
+        source = iter(rows)
+        day_keys = self._day_keys
+        while True:
+            batch = list(itertools.islice(source, STAGE_BATCH_ROWS))
+            if not batch:
+                return count
+            groups: dict[str, list[Mapping[str, Any]]] = {}
+            for row in batch:
+                when = row.get("time")
+                key = when[:10] if isinstance(when, str) else None
+                group = groups.get(key)  # type: ignore[arg-type]
+                if group is None:
+                    if key not in day_keys:
+                        self._write_groups(groups)  # the rows before it, as add() would have
+                        self.add(row)  # raises the out-of-window error
+                    group = groups[key] = []  # type: ignore[index]
+                group.append(row)
+            self._write_groups(groups)
+            count += len(batch)
+
+    def _write_groups(self, groups: Mapping[str, list[Mapping[str, Any]]]) -> None:
+        """Append each date's rows to its staged file, one write per date."""
+        for key, group in groups.items():
+            handle = self._handle(key)
+            if self.output_format == "csv":
+                self._csv_writers[key].writerows(self._csv_values(group))
+            else:
+                data = _jsonl_bytes(group)
+                handle.flush()  # whatever add() wrote first stays first
+                handle.buffer.write(data)  # type: ignore[attr-defined]
+            self._rows[key] += len(group)
+
+    def _csv_values(self, group: list[Mapping[str, Any]]) -> list[Any]:
+        try:
+            return list(map(self._csv_getter, group))
+        except (KeyError, TypeError):  # a column missing: it is written empty, as by add()
+            columns = self._csv_columns
+            return [[row.get(col) for col in columns] for row in group]
 
     def _close_all(self) -> None:
         self._csv_writers.clear()
@@ -351,7 +478,7 @@ class PartitionStager:
         target = jsonl_path[: -len(".jsonl")] + ".parquet"
         names = schema.names
         with open(jsonl_path, encoding="utf-8") as source, pq.ParquetWriter(target, schema) as writer:
-            for batch in _batches((json.loads(line) for line in source), PARQUET_BATCH_ROWS):
+            for batch in _batches(map(_loads_line, source), PARQUET_BATCH_ROWS):
                 columns = {name: [row.get(name) for row in batch] for name in names}
                 writer.write_table(pa.Table.from_pydict(columns, schema=schema))
         os.remove(jsonl_path)
@@ -368,6 +495,17 @@ class PartitionStager:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _loads_line(line: str) -> Any:
+    """One staged JSON line back to a row: msgspec, or the stdlib for what msgspec refuses."""
+    try:
+        return _msgspec_decode(line)
+    except (msgspec.DecodeError, ValueError):
+        return json.loads(line)
+
+
+_msgspec_decode = msgspec.json.decode
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
