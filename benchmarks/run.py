@@ -39,8 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -547,111 +546,6 @@ def _baseline(bodies: list[tuple[Any, bytes]], outputs: list[bytes], tmp: str) -
     return time.process_time() - t0
 
 
-#: Variants of the core's row path, measured to size proposed changes (not used otherwise).
-WHAT_IFS: dict[str, str] = {
-    "stdlib": "stdlib json, prebuilt JSONEncoder, one csv.writer per file",
-    "orjson": "orjson loads/dumps, one csv.writer per file",
-    "stdlib+batch": "stdlib json, prebuilt JSONEncoder, rows staged in batches",
-    "orjson+batch": "orjson loads/dumps, rows staged in batches",
-    "msgspec+batch": "msgspec (an Airflow dependency), rows staged in batches",
-}
-
-#: Rows per batch of the batched what-if (bounded: a stream is never held whole).
-BATCH_ROWS = 8192
-
-
-def _batched_add_all(self: Any, rows: Any) -> int:
-    """A batched ``PartitionStager.add_all``: same checks and bytes, one write per date and batch."""
-    import itertools
-    from operator import itemgetter
-
-    from airflow_provider_engagelab.core import writers
-    from airflow_provider_engagelab.exceptions import EngageLabResponseError
-
-    if self._finished:
-        raise RuntimeError("rows cannot be added after finish()")
-    count = 0
-    getter = itemgetter(*self._csv_columns)
-    source = iter(rows)
-    while True:
-        batch = list(itertools.islice(source, BATCH_ROWS))
-        if not batch:
-            return count
-        groups: dict[str, list[Any]] = {}
-        for row in batch:
-            when = row.get("time")
-            key = when[:10] if isinstance(when, str) else None
-            group = groups.get(key)  # type: ignore[arg-type]
-            if group is None:
-                if key not in self._day_keys:
-                    raise EngageLabResponseError(f"row has time {when!r}, outside the requested window")
-                group = groups[key] = []  # type: ignore[index]
-            group.append(row)
-        for key, group in groups.items():
-            handle = self._handle(key)
-            if self.output_format == "csv":
-                writers._csv_writer(handle).writerows(map(getter, group))
-            else:
-                handle.write("".join(map(writers.jsonl_line, group)))
-            self._rows[key] += len(group)
-        count += len(batch)
-
-
-@contextmanager
-def _what_if(name: str) -> Iterator[None]:
-    """Temporarily run the core's parsing and writing with the changes of ``WHAT_IFS[name]``."""
-    import weakref
-    from types import SimpleNamespace
-
-    from airflow_provider_engagelab.core import parsing, writers
-
-    library, _, batch = name.partition("+")
-    loads: Callable[[Any], Any]
-    if library == "stdlib":
-        encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        loads = json.loads
-
-        def line(row: Any) -> str:
-            return encoder.encode(row) + "\n"
-    elif library == "orjson":
-        import orjson
-
-        loads = orjson.loads
-
-        def line(row: Any) -> str:
-            return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE).decode()
-    elif library == "msgspec":
-        import msgspec
-
-        msg_decoder, msg_encoder = msgspec.json.Decoder(), msgspec.json.Encoder()
-        loads = msg_decoder.decode
-
-        def line(row: Any) -> str:
-            return msg_encoder.encode(row).decode() + "\n"
-    else:
-        raise ValueError(name)
-    original_writer = writers._csv_writer
-    cache: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-
-    def csv_writer(handle: Any) -> Any:
-        writer = cache.get(handle)
-        if writer is None:
-            writer = cache[handle] = original_writer(handle)
-        return writer
-
-    stager = writers.PartitionStager
-    saved = parsing.json, writers.jsonl_line, writers._csv_writer, stager.add_all
-    parsing.json = SimpleNamespace(loads=loads)  # type: ignore[assignment]
-    writers.jsonl_line = line  # type: ignore[assignment]
-    writers._csv_writer = csv_writer  # type: ignore[assignment]
-    if batch:
-        stager.add_all = _batched_add_all  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        parsing.json, writers.jsonl_line, writers._csv_writer, stager.add_all = saved
-
-
 def _split(bodies: list[tuple[Any, bytes]], repeats: int) -> dict[str, float]:
     """Where the CPU time of the jsonl path goes, in microseconds per row."""
     from airflow_provider_engagelab.core.parsing import parse_response
@@ -718,19 +612,6 @@ def bench_row_path(quick: bool) -> list[Figure]:
             "5", "  jsonl CPU split (us/row): json.loads | flatten+checks | jsonl_line", "-",
             " | ".join(f"{v:.2f}" for v in split.values()), None, None, split,
         ))
-        for name, text in WHAT_IFS.items():
-            if importlib.util.find_spec(name.partition("+")[0].replace("stdlib", "json")) is None:
-                continue
-            for fmt in ("jsonl", "csv"):
-                _log(f"5: what-if {name} -> {fmt}")
-                with _what_if(name):
-                    best = min(_ours(bodies, fmt, tmp)[0] for _ in range(repeats))
-                ours = rows / best
-                figures.append(Figure(
-                    "5", f"  what-if -> {fmt}: {text}", "-",
-                    f"{ours:,.0f} vs {baselines[fmt]:,.0f} rows/s", ours / baselines[fmt], None,
-                    {"ours_rows_per_cpu_s": ours, "baseline_rows_per_cpu_s": baselines[fmt]},
-                ))
     finally:
         gc.unfreeze()
         shutil.rmtree(tmp, ignore_errors=True)
