@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -124,6 +125,70 @@ def _fast_check(fields: tuple[tuple[str, str], ...]) -> _FastCheck:
 
 _FAST_CHECKS: dict[StatsType, _FastCheck] = {stype: _fast_check(f) for stype, f in DETAIL_FIELDS.items()}
 
+
+_KIND_TYPES: dict[str, Any] = {_INT: int, _STR: str, _NUM: int | float}
+
+
+def _record_type(stats_type: StatsType, time_unit: TimeUnit) -> type[msgspec.Struct]:
+    """The typed record one detail row decodes into on the fast path.
+
+    Its fields are the flat row's columns (``COLUMNS`` order): ``journey_id`` (set from the
+    entry after decoding), ``time_unit`` (the call's unit by default) and the detail fields with
+    their JSON types. msgspec checks the types in C while decoding (``int`` refuses booleans and
+    floats, a ``number`` takes an int or a float); a missing field, a wrong type, ``null`` or a
+    field the contract does not name makes the whole body take the field-by-field path.
+    """
+    fields: list[tuple[str, Any, Any]] = [
+        ("journey_id", int | msgspec.UnsetType, msgspec.UNSET),
+        ("time_unit", str, time_unit.value),
+    ]
+    fields += [(name, _KIND_TYPES[kind], msgspec.NODEFAULT) for name, kind in DETAIL_FIELDS[stats_type]]
+    return msgspec.defstruct(
+        f"{stats_type.value.title()}{time_unit.value.title()}Record",
+        fields,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        gc=False,
+        module=__name__,
+    )
+
+
+def _envelope_decoder(record: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
+    """A decoder of a whole answer with a ``data`` list whose detail rows are ``record``s.
+
+    Fields of the envelope and of the entries that the contract does not name are ignored, as
+    on the field-by-field path; anything else (a refusal without ``data``, a wrong type) fails
+    and is left to that path. A decoder is immutable and may be shared by threads.
+    """
+    entry = msgspec.defstruct(
+        f"{record.__name__}Entry",
+        [
+            ("journey_id", int),
+            ("error_code", int, 0),
+            ("time_unit", str | msgspec.UnsetType, msgspec.UNSET),
+            ("detail", list[record] | None, None),  # type: ignore[valid-type]
+        ],
+        gc=False,
+        module=__name__,
+    )
+    answer = msgspec.defstruct(
+        f"{record.__name__}Answer",
+        [("code", int), ("data", list[entry])],  # type: ignore[valid-type]
+        gc=False,
+        module=__name__,
+    )
+    return msgspec.json.Decoder(answer)
+
+
+#: The typed record of each (stats type, time unit): what ``ParsedResponse.records`` holds.
+RECORD_TYPES: dict[tuple[StatsType, TimeUnit], type[msgspec.Struct]] = {
+    (stype, unit): _record_type(stype, unit) for stype in StatsType for unit in TimeUnit
+}
+_DECODERS = {key: _envelope_decoder(record) for key, record in RECORD_TYPES.items()}
+_RECORD_IDENTITY = attrgetter("journey_id", "time_unit")
+_RECORD_TIME = attrgetter("time")
+_chain = itertools.chain.from_iterable
+
 # The module-level function (not a shared Decoder): the hook parses in several threads.
 _msgspec_decode = msgspec.json.decode
 
@@ -178,12 +243,46 @@ class JourneyError:
         return {"journey_id": self.journey_id, "error_code": self.error_code, "meaning": self.meaning}
 
 
-@dataclass
 class ParsedResponse:
-    """Rows and per-journey errors of one successful call."""
+    """Rows and per-journey errors of one successful call.
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[JourneyError] = field(default_factory=list)
+    The rows are held either as typed records (``records``: instances of the
+    :data:`RECORD_TYPES` entry of the call, fields in ``COLUMNS`` order; what the fast path
+    produces and what :class:`~airflow_provider_engagelab.core.writers.PartitionStager` writes
+    without building dicts) or as flat dicts. ``rows`` gives flat dicts either way, keys in
+    ``COLUMNS`` order followed by any field the contract does not name.
+
+    :param rows: flat rows (the field-by-field path).
+    :param errors: per-journey errors of the call.
+    :param records: typed records (the fast path); ``rows`` is then built on first access.
+    """
+
+    __slots__ = ("_rows", "errors", "records")
+
+    def __init__(
+        self,
+        rows: list[dict[str, Any]] | None = None,
+        errors: list[JourneyError] | None = None,
+        *,
+        records: list[msgspec.Struct] | None = None,
+    ) -> None:
+        self._rows = rows if rows is not None or records is not None else []
+        self.errors: list[JourneyError] = errors if errors is not None else []
+        self.records = records
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row as a flat dict (built from ``records`` on first access)."""
+        if self._rows is None:
+            self._rows = msgspec.to_builtins(self.records)
+        return self._rows
+
+    def __len__(self) -> int:
+        """Number of rows."""
+        return len(self.records) if self.records is not None else len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"ParsedResponse(rows={len(self)}, errors={self.errors!r})"
 
 
 def error_for(
@@ -237,6 +336,10 @@ def parse_response(
             "so the credentials never go to another host; check the connection's host",
             status=status,
         )
+    if 200 <= status < 300 and body:
+        fast = _parse_fast(call, body)
+        if fast is not None:
+            return fast
     try:
         payload = _loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
@@ -264,6 +367,56 @@ def parse_response(
     return _parse_data(call, payload.get("data"), status)
 
 
+def _parse_fast(call: PlannedCall, body: bytes) -> ParsedResponse | None:
+    """The typed fast path of :func:`parse_response` for a 2xx answer, or ``None``.
+
+    msgspec decodes the body straight into typed records (types checked in C); the window of
+    every ``time`` and the identity of every entry are checked here at C level. Anything
+    unusual (a refusal, a type or field the contract does not allow, a time outside the
+    window, a journey not asked for, a detail row naming its own journey or unit) returns
+    ``None``: the field-by-field path then decides, with its messages. Both paths give the
+    same rows for the bodies this one accepts.
+    """
+    try:
+        answer = _DECODERS[call.stats_type, call.time_unit].decode(body)
+    except (msgspec.DecodeError, ValueError):
+        return None
+    if answer.code != 0:
+        return None
+    unit = call.time_unit.value
+    requested = set(call.journey_ids)
+    answered: set[int] = set()
+    malformed = 0
+    errors: list[JourneyError] = []
+    good: list[Any] = []
+    for entry in answer.data:
+        jid = entry.journey_id
+        if jid == -1:
+            malformed += 1
+        elif jid not in requested or jid in answered:
+            return None
+        else:
+            answered.add(jid)
+        if entry.error_code != 0:
+            errors.append(JourneyError(jid, entry.error_code))
+        elif entry.detail is None or (entry.time_unit is not msgspec.UNSET and entry.time_unit != unit):
+            return None
+        else:
+            good.append(entry)
+    if sum(1 for j in call.journey_ids if j not in answered) > malformed:
+        return None
+    records = list(_chain(entry.detail for entry in good))
+    if not _bucket_times(call.time_unit, call.start, call.end).issuperset(map(_RECORD_TIME, records)):
+        return None
+    if set(map(_RECORD_IDENTITY, records)) - {(msgspec.UNSET, unit)}:
+        return None  # a detail row carrying journey_id or another time_unit
+    for entry in good:
+        jid = entry.journey_id
+        for record in entry.detail:
+            record.journey_id = jid
+    return ParsedResponse(records=records, errors=errors)
+
+
 def _bad(call: PlannedCall, status: int, what: str) -> EngageLabResponseError:
     return EngageLabResponseError(f"invalid response for {call.describe()}: {what}", status=status)
 
@@ -276,6 +429,8 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
     answered: set[int] = set()
     malformed = 0
     fields = DETAIL_FIELDS[call.stats_type]
+    columns = COLUMNS[call.stats_type]
+    width = len(fields)
     getter, accepted, num, time_index = _FAST_CHECKS[call.stats_type]
     isfinite = math.isfinite
     times = _bucket_times(call.time_unit, call.start, call.end)
@@ -323,7 +478,10 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
                     and values[time_index] in times
                     and (num is None or type(values[num]) is int or isfinite(values[num]))
                 ):
-                    append({"journey_id": jid, "time_unit": unit, **row})
+                    flat = dict(zip(columns, (jid, unit, *values), strict=True))
+                    if len(row) != width:
+                        _add_extras(call, status, flat, row)
+                    append(flat)
                     continue
             append(_flatten(call, status, jid, unit, row, fields, time_re, first, last))
     missing = [j for j in call.journey_ids if j not in answered]
@@ -362,5 +520,27 @@ def _flatten(
     if not time_re.match(t) or not first <= t[:10] <= last:
         raise _bad(call, status, f"journey {jid}: time {t!r} is not a {unit} bucket in {first}..{last}")
     flat: dict[str, Any] = {"journey_id": jid, "time_unit": unit}
-    flat.update(row)
+    for name, _ in fields:
+        flat[name] = row[name]
+    if len(row) != len(fields):
+        _add_extras(call, status, flat, row)
     return flat
+
+
+_IDENTITY = frozenset({"journey_id", "time_unit"})
+
+
+def _add_extras(call: PlannedCall, status: int, flat: dict[str, Any], row: dict[str, Any]) -> None:
+    """Append the fields of ``row`` the contract does not name to ``flat`` (in row order).
+
+    A detail row may repeat its entry's ``journey_id`` or ``time_unit``; a different value
+    would make the row ambiguous, so the answer is refused.
+    """
+    for key, value in row.items():
+        if key not in flat:
+            flat[key] = value
+        elif key in _IDENTITY and (type(value) is not type(flat[key]) or value != flat[key]):
+            raise _bad(
+                call, status,
+                f"journey {flat['journey_id']}: a detail row has {key}={value!r}, its entry {flat[key]!r}",
+            )

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_engagelab.core.parsing import JourneyError
+from airflow_provider_engagelab.core.parsing import JourneyError, ParsedResponse
 from airflow_provider_engagelab.core.query import StatsQuery
 
 
@@ -38,6 +38,15 @@ class StatsStream:
         self._used = False
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        for parsed in self.responses():
+            yield from parsed.rows
+
+    def responses(self) -> Iterator[ParsedResponse]:
+        """The parsed answers, one per call in plan order (instead of iterating the rows).
+
+        What the operator stages: typed records are written without building a dict per row.
+        The same single use as iterating the stream.
+        """
         if self._used:
             raise RuntimeError("a StatsStream can be iterated only once")
         self._used = True
@@ -45,7 +54,7 @@ class StatsStream:
             self.calls_done += 1
             self.requests += attempts
             self.errors.extend(parsed.errors)
-            yield from parsed.rows
+            yield parsed
 
     def collect(self) -> StatsResult:
         """Drain the stream into a :class:`StatsResult`."""

@@ -35,15 +35,21 @@ import tempfile
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import IO, Any, TypeVar
 
 import msgspec
 
-from airflow_provider_engagelab.core.parsing import COLUMNS, DETAIL_FIELDS, JourneyError
+from airflow_provider_engagelab.core.parsing import (
+    COLUMNS,
+    DETAIL_FIELDS,
+    RECORD_TYPES,
+    JourneyError,
+    ParsedResponse,
+)
 from airflow_provider_engagelab.core.query import (
     StatsType,
     TimeUnit,
@@ -73,8 +79,9 @@ MAX_OPEN_FILES = 32
 #: Rows :meth:`PartitionStager.add_all` groups by date before writing (bounded memory).
 STAGE_BATCH_ROWS = 8192
 
-#: Rows per Parquet row group / conversion batch.
+#: Rows per Parquet row group at most.
 PARQUET_BATCH_ROWS = 65_536
+
 
 PARQUET_INSTALL_HINT = "pip install 'airflow-provider-engagelab[parquet]'"
 
@@ -247,6 +254,56 @@ def _jsonl_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
     return "".join(map(jsonl_line, rows)).encode("utf-8")
 
 
+_RECORD_TIME = attrgetter("time")
+#: A getter per column (``COLUMNS`` order) of the typed records of each stats type.
+_RECORD_GETTERS: dict[StatsType, list[Callable[[Any], Any]]] = {
+    stype: [attrgetter(name) for name in columns] for stype, columns in COLUMNS.items()
+}
+_DATE_OF = itemgetter(slice(0, 10))
+_astuple = msgspec.structs.astuple
+
+#: The number field of each stats type, if any (its floats decide who encodes a record).
+_NUMBER_FIELD: dict[StatsType, Callable[[Any], Any] | None] = {
+    stype: next((attrgetter(name) for name, kind in fields if kind == "number"), None)
+    for stype, fields in DETAIL_FIELDS.items()
+}
+
+
+def _records_exact(stats_type: StatsType, records: Sequence[Any]) -> bool:
+    """Whether msgspec writes the numbers of ``records`` like ``repr`` (see :func:`_floats_exact`).
+
+    Typed records hold only ints, strings and (in the number field) ints or finite floats.
+    """
+    number = _NUMBER_FIELD[stats_type]
+    return number is None or _floats_exact(list(filter(_is_float, map(number, records))))
+
+
+def records_jsonl(stats_type: StatsType, records: Sequence[Any]) -> bytes:
+    """JSON lines of typed records (``ParsedResponse.records``): the bytes of
+    :func:`jsonl_lines` of their flat rows, written by msgspec without building dicts."""
+    if _records_exact(stats_type, records):
+        return _MSGSPEC_JSON.encode_lines(records)
+    return _jsonl_bytes(msgspec.to_builtins(records))
+
+
+def records_csv(stats_type: StatsType, records: Sequence[Any]) -> bytes:
+    """CSV data lines of typed records: the bytes ``csv.writer`` writes for their columns.
+
+    msgspec encodes the records as JSON arrays; when no string needs CSV quoting (no comma,
+    and no character JSON escapes: quote, backslash, control characters) and every float is
+    written like ``repr``, dropping the brackets and the string quotes gives exactly the CSV
+    line. Otherwise ``csv.writer`` writes them.
+    """
+    if not records:
+        return b""
+    tuples = list(map(_astuple, records))
+    data = _MSGSPEC_JSON.encode_lines(tuples)
+    commas = len(records) * (len(COLUMNS[stats_type]) - 1)
+    if data.count(b",") == commas and b"\\" not in data and _records_exact(stats_type, records):
+        return data[1:-2].replace(b"]\n[", b"\n").replace(b'"', b"") + b"\n"
+    return _csv_bytes(tuples)
+
+
 def _csv_writer(handle: IO[str]) -> Any:
     return csv.writer(handle, lineterminator="\n")
 
@@ -289,10 +346,11 @@ class StagedFile:
 class PartitionStager:
     """Stream rows into one staged local file per date of ``[first, last]``.
 
-    Rows are written as they come (at most :data:`MAX_OPEN_FILES` files open at once), so
-    memory stays flat whatever the number of rows. Parquet is staged as JSON lines and
-    converted per date by :meth:`finish`. Use as a context manager; the staging directory is
-    removed on exit.
+    Rows are written as they come, one write per date of each batch (at most
+    :data:`MAX_OPEN_FILES` files open at once), so memory stays flat whatever the number of
+    rows. Parquet is staged as Arrow IPC streams, typed columns built straight from the rows,
+    and converted per date by :meth:`finish`. Use as a context manager; the staging directory
+    is removed on exit.
 
     :param stats_type: ``journey``, ``message`` or ``webhook``.
     :param time_unit: ``DAY`` or ``HOUR``.
@@ -322,19 +380,15 @@ class PartitionStager:
         self.stats_type: StatsType = parse_stats_type(stats_type)
         self.time_unit: TimeUnit = parse_time_unit(time_unit)
         self.output_format = parse_output_format(output_format)
-        if self.output_format == "parquet":
-            require_parquet()
+        self._schema = parquet_schema(self.stats_type) if self.output_format == "parquet" else None
         self.journey_ids = parse_journey_ids(journey_ids)
         self.dates = window_dates(first, last)
         self._day_keys = {d.isoformat(): d for d in self.dates}
         self._name = file_name(self.journey_ids, self.output_format)
         self._dir = tempfile.mkdtemp(prefix="engagelab-stage-", dir=staging_dir)
-        self._open: OrderedDict[str, IO[str]] = OrderedDict()
+        self._open: OrderedDict[str, IO[bytes]] = OrderedDict()
         self._max_open = max(1, max_open_files)
         self._rows: dict[str, int] = {}
-        self._csv_columns = COLUMNS[self.stats_type]
-        self._csv_getter = itemgetter(*self._csv_columns)
-        self._csv_writers: dict[str, Any] = {}  # one csv.writer per open handle
         self._finished = False
 
     # -- writing ---------------------------------------------------------------------------
@@ -349,33 +403,56 @@ class PartitionStager:
         return sum(self._rows.values())
 
     def _stage_path(self, key: str) -> str:
-        ext = "jsonl" if self.output_format == "parquet" else OUTPUT_FORMATS[self.output_format]
+        ext = _STAGED_EXTENSIONS.get(self.output_format, self.output_format)
         return os.path.join(self._dir, f"{key}.{ext}")
 
-    def _handle(self, key: str) -> IO[str]:
+    def _write(self, key: str, data: bytes, rows: int) -> None:
+        """Append ``data`` (``rows`` encoded rows) to the staged file of date ``key``."""
         handle = self._open.get(key)
-        if handle is not None:
+        if handle is None:
+            while len(self._open) >= self._max_open:
+                _, oldest = self._open.popitem(last=False)
+                oldest.close()
+            new = key not in self._rows
+            handle = self._open[key] = open(self._stage_path(key), "wb" if new else "ab")
+            if new:
+                self._rows[key] = 0
+                if self.output_format == "csv":
+                    handle.write(csv_header(self.stats_type).encode("utf-8"))
+        else:
             self._open.move_to_end(key)
-            return handle
-        while len(self._open) >= self._max_open:
-            old_key, oldest = self._open.popitem(last=False)
-            self._csv_writers.pop(old_key, None)
-            oldest.close()
-        new = key not in self._rows
-        handle = open(self._stage_path(key), "w" if new else "a", encoding="utf-8", newline="")
-        if new:
-            self._rows[key] = 0
-            if self.output_format == "csv":
-                handle.write(csv_header(self.stats_type))
+        handle.write(data)
+        self._rows[key] += rows
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise RuntimeError("rows cannot be added after finish()")
+
+    def _encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> bytes:
+        """The staged bytes of flat rows (a missing column is written empty / null)."""
+        if self.output_format == "jsonl":
+            return _jsonl_bytes(rows)
+        columns = COLUMNS[self.stats_type]
+        try:
+            values = list(map(itemgetter(*columns), rows))
+        except (KeyError, TypeError):
+            values = [tuple(row.get(col) for col in columns) for row in rows]
         if self.output_format == "csv":
-            self._csv_writers[key] = _csv_writer(handle)
-        self._open[key] = handle
-        return handle
+            return _csv_bytes(values)
+        return _arrow_stream(self._schema, list(zip(*values, strict=True)))
+
+    def _encode_records(self, records: Sequence[Any]) -> bytes:
+        """The staged bytes of typed records (``ParsedResponse.records``)."""
+        if self.output_format == "jsonl":
+            return records_jsonl(self.stats_type, records)
+        if self.output_format == "csv":
+            return records_csv(self.stats_type, records)
+        getters = _RECORD_GETTERS[self.stats_type]
+        return _arrow_stream(self._schema, [list(map(get, records)) for get in getters])
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Stage one row in the file of its date (the first 10 characters of ``time``)."""
-        if self._finished:
-            raise RuntimeError("rows cannot be added after finish()")
+        self._check_open()
         when = row.get("time")
         key = when[:10] if isinstance(when, str) else None
         if key not in self._day_keys:
@@ -383,12 +460,7 @@ class PartitionStager:
                 f"row of journey {row.get('journey_id')!r} has time {when!r}, outside the "
                 f"requested window {self.dates[0].isoformat()}..{self.dates[-1].isoformat()}"
             )
-        handle = self._handle(key)
-        if self.output_format == "csv":
-            self._csv_writers[key].writerow([row.get(col) for col in self._csv_columns])
-        else:
-            handle.write(jsonl_line(row))
-        self._rows[key] += 1
+        self._write(key, self._encode_rows([row]), 1)
 
     def add_all(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Stage every row of an iterable; returns how many.
@@ -396,8 +468,7 @@ class PartitionStager:
         The same bytes as :meth:`add` row by row, written in batches of at most
         :data:`STAGE_BATCH_ROWS` rows: one write per date of a batch.
         """
-        if self._finished:
-            raise RuntimeError("rows cannot be added after finish()")
+        self._check_open()
         count = 0
         source = iter(rows)
         day_keys = self._day_keys
@@ -420,26 +491,37 @@ class PartitionStager:
             count += len(batch)
 
     def _write_groups(self, groups: Mapping[str, list[Mapping[str, Any]]]) -> None:
-        """Append each date's rows to its staged file, one write per date."""
         for key, group in groups.items():
-            handle = self._handle(key)
-            if self.output_format == "csv":
-                self._csv_writers[key].writerows(self._csv_values(group))
-            else:
-                data = _jsonl_bytes(group)
-                handle.flush()  # whatever add() wrote first stays first
-                handle.buffer.write(data)  # type: ignore[attr-defined]
-            self._rows[key] += len(group)
+            self._write(key, self._encode_rows(group), len(group))
 
-    def _csv_values(self, group: list[Mapping[str, Any]]) -> list[Any]:
-        try:
-            return list(map(self._csv_getter, group))
-        except (KeyError, TypeError):  # a column missing: it is written empty, as by add()
-            columns = self._csv_columns
-            return [[row.get(col) for col in columns] for row in group]
+    def add_response(self, parsed: ParsedResponse) -> int:
+        """Stage every row of one parsed answer; returns how many.
+
+        The same files as :meth:`add_all` of ``parsed.rows``. Typed records (the parser's fast
+        path) are grouped by date and encoded without building a dict per row (msgspec for
+        JSON lines and CSV, Arrow columns for Parquet), one write per date.
+        """
+        records = parsed.records
+        if not records or type(records[0]) is not RECORD_TYPES[self.stats_type, self.time_unit]:
+            return self.add_all(parsed.rows)
+        self._check_open()
+        times = map(_RECORD_TIME, records)
+        keys = list(times if self.time_unit is TimeUnit.DAY else map(_DATE_OF, times))
+        distinct = set(keys)
+        if not distinct <= self._day_keys.keys():
+            return self.add_all(parsed.rows)  # raises the out-of-window error at its row
+        groups: dict[str, list[Any]]
+        if len(distinct) == 1:
+            groups = {keys[0]: records}
+        else:
+            groups = {key: [] for key in keys}
+            for key, record in zip(keys, records, strict=True):
+                groups[key].append(record)
+        for key, group in groups.items():
+            self._write(key, self._encode_records(group), len(group))
+        return len(records)
 
     def _close_all(self) -> None:
-        self._csv_writers.clear()
         while self._open:
             _, handle = self._open.popitem(last=False)
             handle.close()
@@ -455,9 +537,9 @@ class PartitionStager:
             key = day.isoformat()
             path = self._stage_path(key)
             if key not in self._rows:
-                with open(path, "w", encoding="utf-8", newline="") as handle:
+                with open(path, "wb") as handle:
                     if self.output_format == "csv":
-                        handle.write(csv_header(self.stats_type))
+                        handle.write(csv_header(self.stats_type).encode("utf-8"))
             if self.output_format == "parquet":
                 path = self._to_parquet(path)
             staged.append(
@@ -470,18 +552,32 @@ class PartitionStager:
             )
         return staged
 
-    def _to_parquet(self, jsonl_path: str) -> str:
+    def _to_parquet(self, staged_path: str) -> str:
+        """Convert one staged file of Arrow IPC streams to Parquet (bounded memory).
+
+        Row groups hold :data:`PARQUET_BATCH_ROWS` rows (the last one fewer), whatever the
+        size of the staged batches: the same rows give the same file.
+        """
         pa = require_parquet()
         import pyarrow.parquet as pq
 
-        schema = parquet_schema(self.stats_type)
-        target = jsonl_path[: -len(".jsonl")] + ".parquet"
-        names = schema.names
-        with open(jsonl_path, encoding="utf-8") as source, pq.ParquetWriter(target, schema) as writer:
-            for batch in _batches(map(_loads_line, source), PARQUET_BATCH_ROWS):
-                columns = {name: [row.get(name) for row in batch] for name in names}
-                writer.write_table(pa.Table.from_pydict(columns, schema=schema))
-        os.remove(jsonl_path)
+        target = staged_path[: -len(".arrows")] + ".parquet"
+        size = os.path.getsize(staged_path)
+        pending: list[Any] = []
+        count = 0
+        with pa.OSFile(staged_path) as source, pq.ParquetWriter(target, self._schema) as writer:
+            while source.tell() < size:
+                for batch in pa.ipc.open_stream(source):
+                    pending.append(batch)
+                    count += batch.num_rows
+                    if count >= PARQUET_BATCH_ROWS:
+                        table = pa.Table.from_batches(pending, self._schema)
+                        whole = count - count % PARQUET_BATCH_ROWS
+                        writer.write_table(table.slice(0, whole), row_group_size=PARQUET_BATCH_ROWS)
+                        pending, count = table.slice(whole).to_batches(), count - whole
+            if count:
+                writer.write_table(pa.Table.from_batches(pending, self._schema))
+        os.remove(staged_path)
         return target
 
     # -- cleanup ---------------------------------------------------------------------------
@@ -497,26 +593,29 @@ class PartitionStager:
         self.cleanup()
 
 
-def _loads_line(line: str) -> Any:
-    """One staged JSON line back to a row: msgspec, or the stdlib for what msgspec refuses."""
-    try:
-        return _msgspec_decode(line)
-    except (msgspec.DecodeError, ValueError):
-        return json.loads(line)
+#: Staged file extension where it differs from the output's (Parquet is staged as Arrow IPC).
+_STAGED_EXTENSIONS = {"parquet": "arrows"}
 
 
-_msgspec_decode = msgspec.json.decode
+def _csv_bytes(values: Iterable[Sequence[Any]]) -> bytes:
+    """CSV lines of row value tuples, as ``csv.writer`` writes them, in UTF-8."""
+    buf = io.StringIO()
+    _csv_writer(buf).writerows(values)
+    return buf.getvalue().encode("utf-8")
 
 
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _arrow_stream(schema: Any, columns: Sequence[Sequence[Any]]) -> bytes:
+    """One Arrow IPC stream (schema, one record batch, end marker) of typed columns."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    batch = pa.record_batch(
+        [pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
 
 
 # ---------------------------------------------------------------------------- commit

@@ -322,7 +322,8 @@ class EngageLabStatsOperator(BaseOperator):
             query.stats_type, query.time_unit, query.journey_ids, query.start, query.end,
             self.output_format,
         ) as stager:
-            stager.add_all(stream)
+            for parsed in stream.responses():
+                stager.add_response(parsed)
             report = self._check_journey_errors(stream)
             staged = stager.finish()
             self.log.info(
