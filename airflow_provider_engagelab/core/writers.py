@@ -615,7 +615,8 @@ def _arrow_stream(schema: Any, columns: Sequence[Sequence[Any]]) -> bytes:
     )
     with pa.ipc.new_stream(sink, schema) as writer:
         writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 # ---------------------------------------------------------------------------- commit
