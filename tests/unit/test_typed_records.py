@@ -22,7 +22,7 @@ from airflow_provider_engagelab.core.parsing import COLUMNS, DETAIL_FIELDS, pars
 from airflow_provider_engagelab.core.planning import plan_calls
 from airflow_provider_engagelab.core.query import StatsType, build_query
 from airflow_provider_engagelab.core.writers import PartitionStager
-from airflow_provider_engagelab.exceptions import EngageLabResponseError
+from airflow_provider_engagelab.exceptions import EngageLabError, EngageLabResponseError
 
 FIRST = date(2026, 6, 1)
 NAMES = ["EMAIL_1", "", "a,b", 'say "hi"', "line\nbreak", "tab\there", "back\\slash", "é ü 中文",
@@ -133,7 +133,7 @@ def _answer(rng: random.Random, stats: StatsType, unit: str, ids: list[int], day
 def _outcome(call, body: bytes) -> Any:
     try:
         parsed = parse_response(call, 200, body)
-    except (EngageLabResponseError, ValueError) as exc:  # the same one, same message, on both paths
+    except EngageLabError as exc:  # the same one, with the same message, on both paths
         return type(exc).__name__, str(exc)
     return [list(row.items()) for row in parsed.rows], parsed.errors, parsed
 
