@@ -7,7 +7,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -239,26 +239,47 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
         return parsed, retrying.statistics.get("attempt_number", 1)
 
     def _run_ordered(self, calls: list[PlannedCall]) -> Iterator[tuple[ParsedResponse, int]]:
-        """Run calls concurrently, yield results in plan order, at most N in flight."""
+        """Run calls concurrently and yield ``(parsed, attempts)`` in plan order.
+
+        With width N = ``max_concurrent_requests`` (at most the number of calls), N calls run
+        at once and a new one starts as soon as ANY running call finishes, so one slow call
+        (a latency spike, a retry sleeping its backoff, a 429's ``Retry-After``) does not idle
+        the other slots. Calls that finish before an earlier one wait, parsed, until their turn:
+        at most ``2 x N`` calls are started and not yet yielded (running or waiting), which
+        bounds memory to ``2 x N`` parsed calls plus the one the consumer holds; past that, the
+        slots wait for the slow call.
+
+        The first failing call in plan order raises when its turn comes, after every earlier
+        result was yielded (a later call's failure never overtakes them). On that error, or
+        when the consumer stops iterating (the generator is closed), calls not yet started are
+        cancelled and the pool is shut down after the running ones end. N = 1 is a plain loop.
+        """
         width = min(self.resolved.settings.max_concurrent_requests, max(1, len(calls)))
         if width == 1:
             for call in calls:
                 yield self.fetch_call(call)
             return
+        limit = 2 * width
         pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="engagelab")
-        pending: deque[Future[tuple[ParsedResponse, int]]] = deque()
+        # Started and not yet yielded, in plan order: running, or done and waiting its turn.
+        started: deque[Future[tuple[ParsedResponse, int]]] = deque()
         todo = iter(calls)
         try:
-            for call in todo:
-                pending.append(pool.submit(self.fetch_call, call))
-                if len(pending) >= width:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    pending.append(pool.submit(self.fetch_call, nxt))
-                yield result
+            while True:
+                running = [future for future in started if not future.done()]
+                while len(running) < width and len(started) < limit:
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        break
+                    future = pool.submit(self.fetch_call, nxt)
+                    started.append(future)
+                    running.append(future)
+                if not started:
+                    return
+                if started[0].done():
+                    yield started.popleft().result()
+                else:  # the oldest is still running, so ``running`` is not empty
+                    wait(running, return_when=FIRST_COMPLETED)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
