@@ -99,7 +99,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime, timezone
 from functools import lru_cache
@@ -476,19 +476,23 @@ def _webhook_row(comp: tuple[int, str, int], label: str, t: tuple[int, ...]) -> 
     }
 
 
-def _day_detail(kind: str, jid: int, day_mode: bool, day: int, n: int) -> list[dict[str, Any]]:
-    """Detail rows of one journey for one day whose first ``n`` (1..24) hours are available."""
+def _day_detail(kind: str, jid: int, day_mode: bool, day: int, n: int, as_json: bool = False) -> list[Any]:
+    """Detail rows of one journey for one day whose first ``n`` (1..24) hours are available.
+
+    Dicts, or with ``as_json`` the JSON text of each row (what the endpoint sends).
+    """
+    journey_row, message_row, webhook_row = _ROW_MAKERS[as_json]
     if kind == "journey":
         if not day_mode:
             labels = _hour_strs(day)
-            return [_journey_row(labels[h], t) for h, t in enumerate(_journey_hours(jid, day)[:n])]
+            return [journey_row(labels[h], t) for h, t in enumerate(_journey_hours(jid, day)[:n])]
         t: tuple[int, ...]
         if n == 24:
             t = (*_journey_day(jid, day), _level(jid, _profile(jid)[0], (day - 1) * 24 + 23))
         else:
             hours = _journey_hours(jid, day)[:n]
             t = (*_sum_cols(hours)[:4], hours[-1][4])
-        return [_journey_row(_day_str(day), t)]
+        return [journey_row(_day_str(day), t)]
     if kind == "message":
         comps = _profile(jid)[1]
         if day_mode:
@@ -497,11 +501,11 @@ def _day_detail(kind: str, jid: int, day_mode: bool, day: int, n: int) -> list[d
                 totals = _message_day(jid, day)
             else:
                 totals = tuple(_sum_cols(s[:n]) for s in _message_hours(jid, day))
-            return [_message_row(c, label, t) for c, t in zip(comps, totals, strict=True)]
+            return [message_row(c, label, t) for c, t in zip(comps, totals, strict=True)]
         labels = _hour_strs(day)
         series = _message_hours(jid, day)
         return [
-            _message_row(c, labels[h], s[h])
+            message_row(c, labels[h], s[h])
             for h in range(n)
             for c, s in zip(comps, series, strict=True)
         ]
@@ -512,30 +516,69 @@ def _day_detail(kind: str, jid: int, day_mode: bool, day: int, n: int) -> list[d
             totals = _webhook_day(jid, day)
         else:
             totals = tuple(_sum_cols(s[:n]) for s in _webhook_hours(jid, day))
-        return [_webhook_row(c, label, t) for c, t in zip(hooks, totals, strict=True)]
+        return [webhook_row(c, label, t) for c, t in zip(hooks, totals, strict=True)]
     labels = _hour_strs(day)
     series = _webhook_hours(jid, day)
     return [
-        _webhook_row(c, labels[h], s[h])
+        webhook_row(c, labels[h], s[h])
         for h in range(n)
         for c, s in zip(hooks, series, strict=True)
     ]
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+# The JSON text of a row, formatted directly (5x cheaper than building a dict and calling
+# json.dumps): the same text as json.dumps(<the dict row>, separators=(",", ":")), since every
+# value is an int, a float written by repr() or a string quoted by json.dumps.
+_JOURNEY_JSON = (
+    '{"time":%s,"entry_count":%d,"conversion_count":%d,"completion_count":%d,'
+    '"early_exit_count":%d,"in_progress_count":%d}'
+)
+_MESSAGE_JSON = (
+    '{"component_id":%d,"component_name":%s,"channel":%s,"time":%s,"entry_count":%d,'
+    '"plan_count":%d,"send_count":%d,"delivery_count":%d,"impression_count":%d,"open_count":%d,'
+    '"click_count":%d,"conversion_count":%d,"revenue_count":%d,"revenue_amount":%r}'
+)
+_WEBHOOK_JSON = (
+    '{"component_id":%d,"component_name":%s,"time":%s,"entry_count":%d,"send_count":%d,'
+    '"send_failure_count":%d}'
+)
+
+
+@lru_cache(maxsize=8192)
+def _quoted(text: str) -> str:
+    return json.dumps(text)
+
+
+def _journey_json(label: str, t: tuple[int, ...]) -> str:
+    return _JOURNEY_JSON % (_quoted(label), *t[:5])
+
+
+def _message_json(comp: tuple[int, str, str, int], label: str, t: tuple[int, ...]) -> str:
+    return _MESSAGE_JSON % (
+        comp[0], _quoted(comp[1]), _quoted(comp[2]), _quoted(label), *t[:9], round(t[9] / 100, 2)
+    )
+
+
+def _webhook_json(comp: tuple[int, str, int], label: str, t: tuple[int, ...]) -> str:
+    return _WEBHOOK_JSON % (comp[0], _quoted(comp[1]), _quoted(label), *t[:3])
+
+
+_ROW_MAKERS: dict[bool, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
+    False: (_journey_row, _message_row, _webhook_row),
+    True: (_journey_json, _message_json, _webhook_json),
+}
 
 
 @lru_cache(maxsize=65536)
 def _day_fragment(kind: str, jid: int, day: int, n: int) -> str:
     """The DAY detail rows of one journey-day as JSON text (without the brackets)."""
-    return _dumps(_day_detail(kind, jid, True, day, n))[1:-1]
+    return ",".join(_day_detail(kind, jid, True, day, n, as_json=True))
 
 
 @lru_cache(maxsize=4096)
 def _hour_fragment(kind: str, jid: int, day: int, n: int) -> str:
     """The HOUR detail rows of one journey-day as JSON text (without the brackets)."""
-    return _dumps(_day_detail(kind, jid, False, day, n))[1:-1]
+    return ",".join(_day_detail(kind, jid, False, day, n, as_json=True))
 
 
 def _available_days(first: int, last: int, limit: int) -> Iterator[tuple[int, int]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -1027,3 +1028,19 @@ def test_print_timings():
             )
         print("\nsandbox timings (HTTP round trip incl. requests' client side):")
         print("\n".join(lines))
+
+
+@pytest.mark.parametrize("stats_type", ["journey", "message", "webhook"])
+def test_row_text_is_the_json_of_the_row(stats_type):
+    """The endpoint formats rows as text directly; it must be the JSON of the dict rows
+    that ``expected_rows`` returns, for any journey, day and number of available hours."""
+    rng = random.Random(stats_type)
+    for _ in range(400):
+        jid = rng.choice([rng.randint(1, 2000), rng.randint(1, 10**12), 2**63 - 1])
+        day = date(2020, 1, 1).toordinal() + rng.randint(0, 3000)
+        hours = rng.randint(1, 24)
+        for day_mode in (True, False):
+            rows = sandbox_module._day_detail(stats_type, jid, day_mode, day, hours)
+            text = sandbox_module._day_detail(stats_type, jid, day_mode, day, hours, as_json=True)
+            assert [json.loads(t) for t in text] == rows
+            assert ",".join(text) == json.dumps(rows, separators=(",", ":"))[1:-1]
