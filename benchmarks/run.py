@@ -245,7 +245,7 @@ def _backfill_run(sb: SandboxProcess, conn_id: str, ids: int, first: date, last:
 def bench_backfill(quick: bool) -> list[Figure]:
     """Figure 2 (and its call counts for figure 1)."""
     # Width: in flight >= rate x (latency + per-call time) = 20 x ~0.15 s = 3; 10 leaves room for
-    # the slower calls of a busy machine (calls are consumed in plan order) and stays within
+    # the slower calls of a busy machine (a slow call holds only its own slot) and stays within
     # the 10 pooled connections of the HttpHook adapter.
     rate, latency, concurrency = 20.0, 0.1, 10
     ids, first, last = (100, date(2025, 1, 1), date(2025, 3, 31)) if quick else (
