@@ -278,12 +278,13 @@ class ParsedResponse:
             self._rows = msgspec.to_builtins(self.records)
         return self._rows
 
-    def __len__(self) -> int:
-        """Number of rows."""
+    @property
+    def row_count(self) -> int:
+        """Number of rows (without building dicts)."""
         return len(self.records) if self.records is not None else len(self.rows)
 
     def __repr__(self) -> str:
-        return f"ParsedResponse(rows={len(self)}, errors={self.errors!r})"
+        return f"ParsedResponse(rows={self.row_count}, errors={self.errors!r})"
 
 
 def error_for(
