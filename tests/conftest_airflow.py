@@ -3,8 +3,9 @@
 Airflow reads its configuration and opens its metadata database when it is first imported,
 which in a pytest session happens long before any fixture runs. So each DAG run happens in a
 fresh Python subprocess whose environment points at a private AIRFLOW_HOME with a SQLite
-database (``airflow db migrate`` runs once per pytest session) and a private DAGs folder (in
-Airflow 3.3 ``dag.test()`` needs the DAG file inside ``[core] dags_folder``).
+database and a DAGs folder (in Airflow 3.3 ``dag.test()`` needs the DAG file inside
+``[core] dags_folder``). ``airflow db migrate`` runs once per pytest session
+(``airflow_db_template``); every test gets its own home with a copy of that database.
 
 ``tests/conftest.py`` makes its fixtures available to every test directory. In a test::
 
@@ -18,13 +19,21 @@ Airflow 3.3 ``dag.test()`` needs the DAG file inside ``[core] dags_folder``).
         result.task_states              # {(task_id, map_index): "success", ...}
         result.asset_events             # [{"uri", "task_id", "map_index", "extra"}, ...]
 
-``airflow_home`` (session scope) is the migrated home; ``airflow_runner`` (function scope)
-gives every test its own empty DAGs folder under it. ``run(..., runs=[...])`` runs several
-``dag.test()`` calls in one subprocess (saves Airflow's start-up, ~10 s, per extra run).
+``airflow_home`` (function scope) is this test's home (``airflow.db``, ``dags``, ``logs``);
+``airflow_runner`` runs DAGs in it. ``run(..., runs=[...])`` runs several ``dag.test()`` calls
+in one subprocess (saves Airflow's start-up, ~10 s, per extra run). To act while a run is
+under way (change the sandbox while a sensor waits), ``start()`` it instead::
+
+    run = airflow_runner.start("my_dag", logical_date=..., env=...)
+    assert run.wait_for_text("running trigger in line"), run.output[-5000:]
+    ...
+    run.finish()
+    result = run.result(check=False)
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -32,7 +41,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +52,9 @@ import pytest
 
 #: Seconds one subprocess may take before the test fails.
 RUN_TIMEOUT = 600
+
+#: Numbers the run spec files of a session (one per ``start()``).
+_SPEC_NUMBERS = itertools.count()
 
 #: Airflow's ``dag.test()`` harness (``InProcessSupervisorComms.send``) echoing, at DEBUG, the
 #: MaskSecret(value=...) message by which a secret is *registered* with the masker. Only
@@ -116,7 +130,21 @@ class AirflowRunner:
         env.update(extra or {})
         return env
 
-    def run(
+    def logs_text(self) -> str:
+        """The text of every file under the home's ``logs`` folder."""
+        logs = self.home / "logs"
+        if not logs.exists():
+            return ""
+        return "".join(p.read_text(errors="replace") for p in sorted(logs.rglob("*")) if p.is_file())
+
+    def run(self, dag_id: str | None = None, *, check: bool = True, **kwargs: Any) -> Any:
+        """``dag.test()`` once (returns a :class:`DagTestResult`) or ``runs`` in order (a list).
+
+        Takes what :meth:`start` takes; with ``check`` a run that did not succeed fails the test.
+        """
+        return self.start(dag_id, **kwargs).result(check=check)
+
+    def start(
         self,
         dag_id: str | None = None,
         *,
@@ -125,9 +153,8 @@ class AirflowRunner:
         conf: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         runs: list[Mapping[str, Any]] | None = None,
-        check: bool = True,
-    ) -> Any:
-        """``dag.test()`` once (returns a :class:`DagTestResult`) or ``runs`` in order (a list).
+    ) -> DagTestRun:
+        """Start ``dag.test()`` once or ``runs`` in order; returns at once (a :class:`DagTestRun`).
 
         Each run is a mapping with ``dag_id`` and optional ``logical_date`` (ISO string; absent:
         ``dag.test()``'s default, now; present and ``None``: a manual run without a logical
@@ -141,21 +168,89 @@ class AirflowRunner:
             if logical_date is not None:
                 one["logical_date"] = logical_date
             runs = [one]
-        spec = self.workdir / f"runs-{os.getpid()}-{id(runs)}.json"
+        spec = self.workdir / f"runs-{os.getpid()}-{next(_SPEC_NUMBERS)}.json"
         out = spec.with_suffix(".out.json")
         spec.write_text(json.dumps({"dags_folder": str(self.dags_folder), "runs": runs}))
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), str(spec), str(out)],
             env=self.env(env),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=RUN_TIMEOUT,
             cwd=str(self.workdir),
         )
-        log = proc.stdout + proc.stderr
-        if proc.returncode != 0 or not out.exists():
-            raise AssertionError(f"dag.test() subprocess failed (exit {proc.returncode}):\n{log[-20000:]}")
-        raw = json.loads(out.read_text())
+        return DagTestRun(proc, out, single)
+
+
+class DagTestRun:
+    """A ``dag.test()`` subprocess started by :meth:`AirflowRunner.start`.
+
+    Its output is collected line by line while it runs (``output``: stdout and stderr in the
+    order the lines arrived; ``log``: stdout, then stderr).
+    """
+
+    def __init__(self, proc: subprocess.Popen[str], out: Path, single: bool) -> None:
+        self.proc = proc
+        self.out = out
+        self.single = single
+        self.lines: list[str] = []
+        self._streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._readers = [
+            threading.Thread(target=self._read, args=(name,), daemon=True) for name in self._streams
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, name: str) -> None:
+        stream = getattr(self.proc, name)
+        for line in stream:
+            self._streams[name].append(line)
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        """Everything printed so far (stdout and stderr, line by line as it came)."""
+        return "".join(self.lines)
+
+    @property
+    def log(self) -> str:
+        """Everything printed so far: stdout, then stderr."""
+        return "".join(self._streams["stdout"]) + "".join(self._streams["stderr"])
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 120.0) -> bool:
+        """Poll ``condition`` until it holds, the process ends or ``timeout`` passes."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if condition():
+                return True
+            if self.proc.poll() is not None:
+                return condition()
+            time.sleep(0.05)
+        return False
+
+    def wait_for_text(self, text: str, timeout: float = 120.0) -> bool:
+        """Wait until ``text`` appears in the output."""
+        return self.wait_until(lambda: text in self.output, timeout)
+
+    def finish(self, timeout: float = RUN_TIMEOUT) -> int:
+        """Wait for the exit code (the process is killed after ``timeout``) and all output."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = -9
+        for reader in self._readers:
+            reader.join(timeout=60)
+        return code
+
+    def result(self, check: bool = True, timeout: float = RUN_TIMEOUT) -> Any:
+        """:meth:`finish`, then what the run(s) left: like :meth:`AirflowRunner.run`."""
+        code = self.finish(timeout)
+        log = self.log
+        if code != 0 or not self.out.exists():
+            raise AssertionError(f"dag.test() subprocess failed (exit {code}):\n{log[-20000:]}")
+        raw = json.loads(self.out.read_text())
         results = []
         for item in raw:
             result = DagTestResult(
@@ -172,13 +267,13 @@ class AirflowRunner:
                     f"DAG {result.dag_id} ended {result.state}: {result.task_states}\n{log[-20000:]}"
                 )
             results.append(result)
-        return results[0] if single else results
+        return results[0] if self.single else results
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A temporary AIRFLOW_HOME with a migrated SQLite metadata database (once per session)."""
-    home = tmp_path_factory.mktemp("airflow-home")
+def airflow_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite metadata database, made once per session (tests get copies)."""
+    home = tmp_path_factory.mktemp("airflow-template")
     dags = home / "dags"
     dags.mkdir()
     proc = subprocess.run(
@@ -191,18 +286,22 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}")
+    return home / "airflow.db"
+
+
+@pytest.fixture
+def airflow_home(tmp_path_factory: pytest.TempPathFactory, airflow_db_template: Path) -> Path:
+    """This test's AIRFLOW_HOME: a copy of the migrated database, an empty ``dags`` folder."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    (home / "dags").mkdir()
+    shutil.copyfile(airflow_db_template, home / "airflow.db")
     return home
 
 
 @pytest.fixture
-def airflow_runner(airflow_home: Path, tmp_path: Path) -> Iterator[AirflowRunner]:
-    """An :class:`AirflowRunner` with its own empty DAGs folder, sharing the session's database."""
-    dags = airflow_home / f"dags-{tmp_path.name}"
-    if dags.exists():
-        shutil.rmtree(dags)
-    runner = AirflowRunner(airflow_home, dags, tmp_path)
-    yield runner
-    shutil.rmtree(dags, ignore_errors=True)
+def airflow_runner(airflow_home: Path, tmp_path: Path) -> AirflowRunner:
+    """An :class:`AirflowRunner` for this test's ``airflow_home`` (files it writes: ``tmp_path``)."""
+    return AirflowRunner(airflow_home, airflow_home / "dags", tmp_path)
 
 
 # ------------------------------------------------------------------------------ subprocess side

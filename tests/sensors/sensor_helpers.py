@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 
 import pytest
+from conftest_airflow import without_mask_echo
 
 from airflow_provider_engagelab.testing.sandbox import Sandbox
 
@@ -14,18 +14,14 @@ SECRET = "sensor-Secret-5e1f-do-not-log"
 KEY = "sensor-key"
 TOKEN = base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
 
-# Airflow 3.0's in-process test supervisor (dag.test only) logs every comms message at
-# debug level, including the MaskSecret messages that *register* a secret with the masker.
-# That is Airflow's harness echoing the registration, not a leak of the provider.
-_MASK_REGISTRATION = re.compile(r"msg=MaskSecret\(value=")
-
 
 def leaked(text: str) -> list[str]:
-    """Lines of ``text`` that show the API secret or the Basic token."""
-    return [
-        line for line in text.splitlines()
-        if (SECRET in line or TOKEN in line) and not _MASK_REGISTRATION.search(line)
-    ]
+    """Lines of ``text`` that show the API secret or the Basic token.
+
+    ``dag.test()``'s DEBUG echo of the masker registration is left out (see
+    :func:`conftest_airflow.without_mask_echo`): Airflow's harness, not a leak of the provider.
+    """
+    return [line for line in without_mask_echo(text).splitlines() if SECRET in line or TOKEN in line]
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, sb: Sandbox, **extra: object) -> None:

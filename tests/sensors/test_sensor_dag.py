@@ -1,4 +1,5 @@
-"""Real Airflow runs (``dag.test()`` in a subprocess, SQLite) of the sensor against the sandbox.
+"""Real Airflow runs (``dag.test()`` in a subprocess, SQLite: the shared ``airflow_runner``) of the
+sensor against the sandbox.
 
 The sandbox starts with 2026-03-10 available through 20:00 UTC only; the sensor (target day
 2026-03-10, the day before the run's logical date) must wait, and succeeds once the test
@@ -60,42 +61,40 @@ def sandbox():
         yield sb
 
 
-def _start(airflow_home, sandbox, tmp_path, dag_id: str, mode: str):
-    dag_file = airflow_home.write_dag(
-        f"{dag_id}.py", DAG_SOURCE.format(dag_id=dag_id, mode=mode) + airflow_home.main_block("dag")
-    )
+def _start(airflow_runner, sandbox, tmp_path, dag_id: str, mode: str):
+    airflow_runner.add_dag_source(f"{dag_id}.py", DAG_SOURCE.format(dag_id=dag_id, mode=mode))
     conn = {"conn_type": "engagelab", "host": sandbox.url, "login": KEY, "password": SECRET,
             "extra": {"max_retries": 1, "max_retry_wait": 0.5}}
     out = tmp_path / "downstream.json"
-    run = airflow_home.start_dag_test(
-        dag_file, LOGICAL_DATE, AIRFLOW_CONN_ENGAGELAB_DEFAULT=json.dumps(conn), E2E_OUT=str(out),
+    run = airflow_runner.start(
+        dag_id, logical_date=LOGICAL_DATE,
+        env={"AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(conn), "E2E_OUT": str(out)},
     )
     return run, out
 
 
-def _assert_no_leak(run, airflow_home):
-    for text in (run.output, airflow_home.logs_text()):
+def _assert_no_leak(run, airflow_runner):
+    for text in (run.output, airflow_runner.logs_text()):
         assert leaked(text) == []
 
 
-def test_deferrable_sensor_waits_in_the_trigger_then_downstream_runs(airflow_home, sandbox, tmp_path):
-    run, out = _start(airflow_home, sandbox, tmp_path, "sensor_deferrable", "deferrable=True")
+def test_deferrable_sensor_waits_in_the_trigger_then_downstream_runs(airflow_runner, sandbox, tmp_path):
+    run, out = _start(airflow_runner, sandbox, tmp_path, "sensor_deferrable", "deferrable=True")
     try:
         assert run.wait_for_text("running trigger in line"), run.output[-5000:]
         # one look on the worker, then at least two in the triggerer while the day is incomplete
         assert run.wait_until(lambda: sandbox.counters()["requests"] >= 3), run.output[-5000:]
         sandbox.configure(available_through=FULL_DAY)
     finally:
-        code = run.finish()
-    assert code == 0, run.output[-8000:]
-    assert "DAG_TEST_STATE=success" in run.output
+        run.finish()
+    assert run.result(check=False).state == "success", run.output[-8000:]
     assert "Deferring: the triggerer looks for '2026-03-10 23' every 1s" in run.output
     assert "not yet (0/2 journeys have '2026-03-10 23'" in run.output
     summary = json.loads(out.read_text())
     assert summary["ready"] is True and summary["ready_journeys"] == [101, 102]
     assert summary["last_bucket"] == {"101": "2026-03-10 23", "102": "2026-03-10 23"}
     assert sandbox.counters()["requests"] >= 4
-    _assert_no_leak(run, airflow_home)
+    _assert_no_leak(run, airflow_runner)
 
 
 @pytest.mark.skipif(
@@ -103,26 +102,25 @@ def test_deferrable_sensor_waits_in_the_trigger_then_downstream_runs(airflow_hom
     reason="Airflow 3.0's in-process dag.test() hands the first reschedule date to the sensor as a "
     "string (TypeError in BaseSensorOperator.execute); reschedule mode is covered in-process there",
 )
-def test_reschedule_sensor_then_downstream_runs(airflow_home, sandbox, tmp_path):
-    run, out = _start(airflow_home, sandbox, tmp_path, "sensor_reschedule",
+def test_reschedule_sensor_then_downstream_runs(airflow_runner, sandbox, tmp_path):
+    run, out = _start(airflow_runner, sandbox, tmp_path, "sensor_reschedule",
                       "mode='reschedule', deferrable=False")
     try:
         assert run.wait_until(lambda: sandbox.counters()["requests"] >= 2), run.output[-5000:]
         sandbox.configure(available_through=FULL_DAY)
     finally:
-        code = run.finish()
-    assert code == 0, run.output[-8000:]
+        run.finish()
+    assert run.result(check=False).state == "success", run.output[-8000:]
     assert "up_for_reschedule" in run.output.lower()
     assert json.loads(out.read_text())["ready_journeys"] == [101, 102]
-    _assert_no_leak(run, airflow_home)
+    _assert_no_leak(run, airflow_runner)
 
 
-def test_unknown_journey_fails_the_run_at_once(airflow_home, sandbox, tmp_path):
+def test_unknown_journey_fails_the_run_at_once(airflow_runner, sandbox, tmp_path):
     sandbox.configure(missing_journeys={102})
-    run, out = _start(airflow_home, sandbox, tmp_path, "sensor_missing", "deferrable=True")
-    code = run.finish()
-    assert code != 0 and "DAG_TEST_STATE=failed" in run.output
+    run, out = _start(airflow_runner, sandbox, tmp_path, "sensor_missing", "deferrable=True")
+    assert run.result(check=False).state == "failed", run.output[-8000:]
     assert "102: code 50202" in run.output and "waiting cannot fix" in run.output
     assert sandbox.counters()["requests"] == 1  # no second look
     assert not out.exists()  # downstream did not run
-    _assert_no_leak(run, airflow_home)
+    _assert_no_leak(run, airflow_runner)
