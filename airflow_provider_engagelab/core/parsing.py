@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -101,30 +101,6 @@ COLUMNS: dict[StatsType, tuple[str, ...]] = {
     stype: ("journey_id", "time_unit") + tuple(name for name, _ in fields)
     for stype, fields in DETAIL_FIELDS.items()
 }
-
-_FastCheck = tuple["itemgetter[Any]", frozenset[tuple[type, ...]], int | None, int]
-
-
-def _fast_check(fields: tuple[tuple[str, str], ...]) -> _FastCheck:
-    """What the fast path of :func:`_parse_data` checks for one stats type.
-
-    A getter of the detail fields (``DETAIL_FIELDS`` order), every tuple of their value types
-    that passes the checks of :func:`_flatten` (a ``number`` may be an int or a float; a float
-    is then checked to be finite), the index of the number field, the index of ``time``.
-    """
-    variants: list[tuple[type, ...]] = [()]
-    for _, kind in fields:
-        options: tuple[type, ...] = (int,) if kind == _INT else (str,) if kind == _STR else (int, float)
-        variants = [v + (t,) for v in variants for t in options]
-    names = [name for name, _ in fields]
-    numbers = [i for i, (_, kind) in enumerate(fields) if kind == _NUM]
-    if len(numbers) > 1:  # pragma: no cover - the contract has one number field at most
-        raise AssertionError("one number field at most")
-    return itemgetter(*names), frozenset(variants), numbers[0] if numbers else None, names.index("time")
-
-
-_FAST_CHECKS: dict[StatsType, _FastCheck] = {stype: _fast_check(f) for stype, f in DETAIL_FIELDS.items()}
-
 
 _KIND_TYPES: dict[str, Any] = {_INT: int, _STR: str, _NUM: int | float}
 
@@ -431,11 +407,6 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
     answered: set[int] = set()
     malformed = 0
     fields = DETAIL_FIELDS[call.stats_type]
-    columns = COLUMNS[call.stats_type]
-    width = len(fields)
-    getter, accepted, num, time_index = _FAST_CHECKS[call.stats_type]
-    isfinite = math.isfinite
-    times = _bucket_times(call.time_unit, call.start, call.end)
     unit = call.time_unit.value
     time_re = _TIME_RE[call.time_unit]
     first, last = call.start.isoformat(), call.end.isoformat()
@@ -466,25 +437,6 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
             raise _bad(call, status, f"journey {jid}: 'detail' must be a list, got {detail!r}")
         append = result.rows.append
         for row in detail:
-            # Fast path: a dict with every field present with an accepted type and a time of
-            # the window, checked at C level. Anything else (and a float that is not finite)
-            # goes through the field-by-field checks of _flatten, which build the message.
-            if type(row) is dict:
-                try:
-                    values = getter(row)
-                except KeyError:
-                    values = None
-                if (
-                    values is not None
-                    and tuple(map(type, values)) in accepted
-                    and values[time_index] in times
-                    and (num is None or type(values[num]) is int or isfinite(values[num]))
-                ):
-                    flat = dict(zip(columns, (jid, unit, *values), strict=True))
-                    if len(row) != width:
-                        _add_extras(call, status, flat, row)
-                    append(flat)
-                    continue
             append(_flatten(call, status, jid, unit, row, fields, time_re, first, last))
     missing = [j for j in call.journey_ids if j not in answered]
     if len(missing) > malformed:

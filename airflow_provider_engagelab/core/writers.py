@@ -222,14 +222,20 @@ def jsonl_line(row: Mapping[str, Any]) -> str:
     return _JSON.encode(row) + "\n"
 
 
-def jsonl_lines(rows: Sequence[Mapping[str, Any]]) -> str:
-    """:func:`jsonl_line` of every row, joined."""
+def _msgspec_lines(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
+    """The JSON lines of ``rows`` by msgspec when they are the stdlib's bytes, else ``None``."""
     if _msgspec_exact(rows):
         try:
-            return _MSGSPEC_JSON.encode_lines(rows).decode()
-        except (TypeError, ValueError):
+            return _MSGSPEC_JSON.encode_lines(rows)
+        except (TypeError, ValueError):  # e.g. a lone surrogate: the stdlib path decides
             pass
-    return "".join(map(jsonl_line, rows))
+    return None
+
+
+def jsonl_lines(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`jsonl_line` of every row, joined."""
+    data = _msgspec_lines(rows)
+    return data.decode() if data is not None else "".join(map(jsonl_line, rows))
 
 
 def _floats_exact(floats: list[float]) -> bool:
@@ -246,12 +252,8 @@ def _floats_exact(floats: list[float]) -> bool:
 def _jsonl_bytes(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """:func:`jsonl_lines` as UTF-8, what a staged file holds (a lone surrogate fails, as it
     does when the text is written to a UTF-8 file)."""
-    if _msgspec_exact(rows):
-        try:
-            return _MSGSPEC_JSON.encode_lines(rows)
-        except (TypeError, ValueError):
-            pass
-    return "".join(map(jsonl_line, rows)).encode("utf-8")
+    data = _msgspec_lines(rows)
+    return data if data is not None else "".join(map(jsonl_line, rows)).encode("utf-8")
 
 
 _RECORD_TIME = attrgetter("time")
