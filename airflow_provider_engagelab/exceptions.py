@@ -83,6 +83,14 @@ class EngageLabXComTooLargeError(EngageLabValidationError):
     """The result is larger than ``max_xcom_rows``: set ``output_path`` to write files."""
 
 
+class EngageLabOutputError(EngageLabError):
+    """Writing the output failed: the store refused or failed an operation, a partition path is
+    blocked, or a partition's commit lock could not be taken in time. The message names the
+    path. Nothing is ever doubled by such a failure; a retry completes the commit."""
+
+    retryable = True
+
+
 class EngageLabAuthError(EngageLabError):
     """Authentication failed (HTTP 401, code 40050): check the API Key and API Secret."""
 

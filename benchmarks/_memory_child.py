@@ -65,18 +65,21 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         summary = operator.execute({})
         rows, calls, files = summary["total_rows"], summary["calls"], len(summary["files"])
     elif spec["mode"] == "collect":
-        from airflow_provider_engagelab.core.writers import PartitionStager, commit, publish_local
+        from airflow_provider_engagelab.core.layout import file_name, partition_path
+        from airflow_provider_engagelab.sinks.staging import PartitionStager
+        from airflow_provider_engagelab.sinks.store import LocalStore
 
         result = EngageLabHook(spec["conn_id"]).get_stats(
             spec["stats_type"], ids, spec["time_unit"], spec["start"], spec["end"]
         )
         q = result.query
-        with PartitionStager(
-            q.stats_type, q.time_unit, q.journey_ids, q.start, q.end, spec["output_format"]
-        ) as stager:
+        store = LocalStore(spec["output_dir"])
+        with PartitionStager(q.stats_type, q.time_unit, q.start, q.end, spec["output_format"]) as stager:
             stager.add_all(result.rows)
             staged = stager.finish()
-            commit(staged, lambda f: publish_local(f.local_path, f"{spec['output_dir']}/{f.relative_path}"))
+            name = file_name(q.journey_ids, spec["output_format"])
+            for f in staged.values():
+                store.put_file(f.local_path, f"{partition_path(q.stats_type, q.time_unit, f.day)}/{name}")
         rows, calls, files = len(result.rows), result.calls, len(staged)
     else:
         raise ValueError(f"unknown mode {spec['mode']!r}")

@@ -515,22 +515,21 @@ def _ours(bodies: list[tuple[Any, bytes]], fmt: str, tmp: str) -> tuple[float, i
     do not count), the rows, and the bytes of the files written.
     """
     from airflow_provider_engagelab.core.parsing import parse_response
-    from airflow_provider_engagelab.core.writers import PartitionStager
+    from airflow_provider_engagelab.sinks.staging import PartitionStager
 
     outputs: list[bytes] = []
     rows = 0
     elapsed = 0.0
     for (stype, unit), items in _groups(bodies).items():
-        ids = sorted({j for call, _ in items for j in call.journey_ids})
         first = min(call.start for call, _ in items)
         last = max(call.end for call, _ in items)
         t0 = time.process_time()
-        with PartitionStager(stype, unit, ids, first, last, fmt, staging_dir=tmp) as stager:
+        with PartitionStager(stype, unit, first, last, fmt, staging_dir=tmp) as stager:
             for call, body in items:
                 rows += stager.add_response(parse_response(call, 200, body))
             staged = stager.finish()
             elapsed += time.process_time() - t0
-            for item in staged:
+            for item in staged.values():
                 outputs.append(Path(item.local_path).read_bytes())
     return elapsed, rows, outputs
 
@@ -548,8 +547,8 @@ def _baseline(bodies: list[tuple[Any, bytes]], outputs: list[bytes], tmp: str) -
 
 def _split(bodies: list[tuple[Any, bytes]], repeats: int) -> dict[str, float]:
     """Where the CPU time of the jsonl and csv paths goes, in microseconds per row."""
+    from airflow_provider_engagelab.core.encoding import csv_records, jsonl_records
     from airflow_provider_engagelab.core.parsing import parse_response
-    from airflow_provider_engagelab.core.writers import records_csv, records_jsonl
 
     parsed = [(call.stats_type, parse_response(call, 200, body).records) for call, body in bodies]
     rows = sum(len(r) for _, r in parsed)
@@ -564,8 +563,8 @@ def _split(bodies: list[tuple[Any, bytes]], repeats: int) -> dict[str, float]:
 
     t_loads = timed(lambda: [json.loads(body) for _, body in bodies])
     t_parse = timed(lambda: [parse_response(call, 200, body) for call, body in bodies])
-    t_jsonl = timed(lambda: [records_jsonl(stype, records) for stype, records in parsed])
-    t_csv = timed(lambda: [records_csv(stype, records) for stype, records in parsed])
+    t_jsonl = timed(lambda: [jsonl_records(records) for _, records in parsed])
+    t_csv = timed(lambda: [csv_records(stype, records) for stype, records in parsed])
     us = 1e6 / rows
     return {
         "json_loads_us": round(t_loads * us, 2),

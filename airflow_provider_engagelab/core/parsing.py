@@ -14,93 +14,23 @@ from typing import Any
 
 import msgspec
 
+from airflow_provider_engagelab.core.contract import CODE_CLASSES as _CODE_CLASSES
+from airflow_provider_engagelab.core.contract import CODE_MEANINGS, COLUMNS, DETAIL_FIELDS
+from airflow_provider_engagelab.core.contract import INT as _INT
+from airflow_provider_engagelab.core.contract import NUMBER as _NUM
+from airflow_provider_engagelab.core.contract import STR as _STR
 from airflow_provider_engagelab.core.planning import PlannedCall
 from airflow_provider_engagelab.core.query import StatsType, TimeUnit
 from airflow_provider_engagelab.exceptions import (
     EngageLabAuthError,
     EngageLabBadRequestError,
     EngageLabError,
-    EngageLabJourneyNotFoundError,
-    EngageLabProjectNotFoundError,
     EngageLabRateLimitError,
     EngageLabResponseError,
     EngageLabServerError,
 )
 
-#: What each API code means, for error messages and per-journey error reports.
-CODE_MEANINGS: dict[int, str] = {
-    40050: "authorization invalid: check the connection's API Key and API Secret",
-    55110: "too many requests: rate limit exceeded",
-    40001: "invalid HTTP parameter: a required query parameter is missing or invalid",
-    40002: "invalid business parameter: format, enum or type validation failed",
-    50034: "project does not exist: the project bound to the API key does not exist",
-    -1: "internal server error",
-    50202: "journey does not exist or belongs to another project",
-    50217: "invalid time range: start_time after end_time, or more than 31 days",
-    50219: "the number of journey IDs exceeds 100",
-    50220: "invalid time_unit: only HOUR and DAY",
-    50221: "invalid journey_id format",
-}
-
-_CODE_CLASSES: dict[int, type[EngageLabError]] = {
-    40050: EngageLabAuthError,
-    55110: EngageLabRateLimitError,
-    -1: EngageLabServerError,
-    50034: EngageLabProjectNotFoundError,
-    50202: EngageLabJourneyNotFoundError,
-    40001: EngageLabBadRequestError,
-    40002: EngageLabBadRequestError,
-    50217: EngageLabBadRequestError,
-    50219: EngageLabBadRequestError,
-    50220: EngageLabBadRequestError,
-    50221: EngageLabBadRequestError,
-}
-
-_INT = "int"
-_NUM = "number"
-_STR = "str"
-
-#: Detail fields of each endpoint, in the contract's order, with their JSON types.
-DETAIL_FIELDS: dict[StatsType, tuple[tuple[str, str], ...]] = {
-    StatsType.JOURNEY: (
-        ("time", _STR),
-        ("entry_count", _INT),
-        ("conversion_count", _INT),
-        ("completion_count", _INT),
-        ("early_exit_count", _INT),
-        ("in_progress_count", _INT),
-    ),
-    StatsType.MESSAGE: (
-        ("component_id", _INT),
-        ("component_name", _STR),
-        ("channel", _STR),
-        ("time", _STR),
-        ("entry_count", _INT),
-        ("plan_count", _INT),
-        ("send_count", _INT),
-        ("delivery_count", _INT),
-        ("impression_count", _INT),
-        ("open_count", _INT),
-        ("click_count", _INT),
-        ("conversion_count", _INT),
-        ("revenue_count", _INT),
-        ("revenue_amount", _NUM),
-    ),
-    StatsType.WEBHOOK: (
-        ("component_id", _INT),
-        ("component_name", _STR),
-        ("time", _STR),
-        ("entry_count", _INT),
-        ("send_count", _INT),
-        ("send_failure_count", _INT),
-    ),
-}
-
-#: Columns of a flat row, in order: used by CSV and Parquet writers.
-COLUMNS: dict[StatsType, tuple[str, ...]] = {
-    stype: ("journey_id", "time_unit") + tuple(name for name, _ in fields)
-    for stype, fields in DETAIL_FIELDS.items()
-}
+__all__ = ["CODE_MEANINGS", "COLUMNS", "DETAIL_FIELDS", "JourneyError", "ParsedResponse", "parse_response"]
 
 _KIND_TYPES: dict[str, Any] = {_INT: int, _STR: str, _NUM: int | float}
 
@@ -225,16 +155,19 @@ class ParsedResponse:
 
     The rows are held either as typed records (``records``: instances of the
     :data:`RECORD_TYPES` entry of the call, fields in ``COLUMNS`` order; what the fast path
-    produces and what :class:`~airflow_provider_engagelab.core.writers.PartitionStager` writes
-    without building dicts) or as flat dicts. ``rows`` gives flat dicts either way, keys in
-    ``COLUMNS`` order followed by any field the contract does not name.
+    produces and what the sinks write without building dicts) or as flat dicts. ``rows`` gives
+    flat dicts either way, keys in ``COLUMNS`` order followed by any field the contract does
+    not name.
 
     :param rows: flat rows (the field-by-field path).
     :param errors: per-journey errors of the call.
     :param records: typed records (the fast path); ``rows`` is then built on first access.
+    :param call: the request this answers (its journeys and window).
+    :param ok_journeys: the journeys the call answered with ``error_code`` 0: the ones whose
+        statistics over the call's window are complete in ``rows`` (possibly none of them).
     """
 
-    __slots__ = ("_rows", "errors", "records")
+    __slots__ = ("_rows", "call", "errors", "ok_journeys", "records")
 
     def __init__(
         self,
@@ -242,10 +175,14 @@ class ParsedResponse:
         errors: list[JourneyError] | None = None,
         *,
         records: list[msgspec.Struct] | None = None,
+        call: PlannedCall | None = None,
+        ok_journeys: frozenset[int] = frozenset(),
     ) -> None:
         self._rows = rows if rows is not None or records is not None else []
         self.errors: list[JourneyError] = errors if errors is not None else []
         self.records = records
+        self.call = call
+        self.ok_journeys = ok_journeys
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -392,7 +329,8 @@ def _parse_fast(call: PlannedCall, body: bytes) -> ParsedResponse | None:
         jid = entry.journey_id
         for record in entry.detail:
             record.journey_id = jid
-    return ParsedResponse(records=records, errors=errors)
+    ok = frozenset(entry.journey_id for entry in good) - {-1}
+    return ParsedResponse(records=records, errors=errors, call=call, ok_journeys=ok)
 
 
 def _bad(call: PlannedCall, status: int, what: str) -> EngageLabResponseError:
@@ -402,7 +340,8 @@ def _bad(call: PlannedCall, status: int, what: str) -> EngageLabResponseError:
 def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
     if not isinstance(data, list):
         raise _bad(call, status, "'data' is not a list")
-    result = ParsedResponse()
+    result = ParsedResponse(call=call)
+    ok: set[int] = set()
     requested = set(call.journey_ids)
     answered: set[int] = set()
     malformed = 0
@@ -428,6 +367,8 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
         if error_code != 0:
             result.errors.append(JourneyError(jid, error_code))
             continue
+        if jid != -1:
+            ok.add(jid)
         entry_unit = entry.get("time_unit", unit)
         if entry_unit != unit:
             raise _bad(call, status, f"journey {jid} has time_unit {entry_unit!r}, asked {unit}")
@@ -442,6 +383,7 @@ def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
     if len(missing) > malformed:
         shown = ", ".join(str(j) for j in missing[:10])
         raise _bad(call, status, f"no entry for requested journey(s) {shown}")
+    result.ok_journeys = frozenset(ok)
     return result
 
 

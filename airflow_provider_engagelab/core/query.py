@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
@@ -71,28 +71,38 @@ def _reject(param: str, value: Any, rule: str) -> EngageLabValidationError:
     return EngageLabValidationError(f"Invalid {param}={shown}: {rule}")
 
 
+def _alternatives(choices: Sequence[str]) -> str:
+    shown = [repr(c) for c in choices]
+    if len(shown) == 2:
+        return f"{shown[0]} or {shown[1]}"
+    return "one of " + ", ".join(shown)
+
+
+def parse_choice(value: Any, choices: Sequence[str], param: str, *, upper: bool = False) -> str:
+    """One of ``choices``, given in any case and with surrounding blanks.
+
+    The one parser of string options (``stats_type``, ``time_unit``, ``output_format``,
+    ``on_journey_error``, ...): anything else fails naming the parameter and the choices.
+    """
+    if isinstance(value, str):
+        text = value.strip().upper() if upper else value.strip().lower()
+        if text in choices:
+            return text
+    raise _reject(param, value, f"must be {_alternatives(choices)}")
+
+
 def parse_stats_type(value: Any, param: str = "stats_type") -> StatsType:
     """Accept ``journey``, ``message`` or ``webhook`` (case-insensitive)."""
     if isinstance(value, StatsType):
         return value
-    if isinstance(value, str):
-        try:
-            return StatsType(value.strip().lower())
-        except ValueError:
-            pass
-    raise _reject(param, value, "must be one of 'journey', 'message', 'webhook'")
+    return StatsType(parse_choice(value, [t.value for t in StatsType], param))
 
 
 def parse_time_unit(value: Any, param: str = "time_unit") -> TimeUnit:
     """Accept ``HOUR`` or ``DAY`` in any case; the wire form is upper-case."""
     if isinstance(value, TimeUnit):
         return value
-    if isinstance(value, str):
-        try:
-            return TimeUnit(value.strip().upper())
-        except ValueError:
-            pass
-    raise _reject(param, value, "must be 'HOUR' or 'DAY'")
+    return TimeUnit(parse_choice(value, [u.value for u in TimeUnit], param, upper=True))
 
 
 def parse_date(value: Any, param: str) -> date:

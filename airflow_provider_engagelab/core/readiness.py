@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from airflow_provider_engagelab import exceptions as _exceptions
 from airflow_provider_engagelab.core.parsing import CODE_MEANINGS, JourneyError, error_for
+from airflow_provider_engagelab.core.query import parse_choice
 from airflow_provider_engagelab.exceptions import (
     EngageLabError,
     EngageLabJourneyErrors,
@@ -44,9 +45,7 @@ _UNIMPORTABLE_MODULE_PREFIXES = ("unusual_prefix_", "__main__", "__mp_main__")
 
 def parse_require(value: Any) -> str:
     """Accept ``"all"`` or ``"any"`` (any case)."""
-    if isinstance(value, str) and value.strip().lower() in REQUIRE_CHOICES:
-        return value.strip().lower()
-    raise EngageLabValidationError(f"Invalid require={value!r}: must be 'all' or 'any'")
+    return parse_choice(value, REQUIRE_CHOICES, "require")
 
 
 def last_bucket(target_date: date) -> str:

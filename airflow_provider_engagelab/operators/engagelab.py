@@ -7,7 +7,6 @@ partitioning, serialisation and atomic commit in :mod:`..core.writers`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,6 +15,16 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_engagelab._context import context_window, is_templated
 from airflow_provider_engagelab.core.defaults import DEFAULT_CONN_ID
+from airflow_provider_engagelab.core.layout import asset_uri, join_uri, local_root, output_root_uri
+from airflow_provider_engagelab.core.options import (
+    DEFAULT_COMMIT_LEASE_SECONDS,
+    DEFAULT_COMMIT_WAIT_SECONDS,
+    DEFAULT_MAX_XCOM_ROWS,
+    parse_error_policy,
+    parse_max_xcom_rows,
+    parse_output_format,
+    parse_seconds,
+)
 from airflow_provider_engagelab.core.query import (
     StatsQuery,
     build_query,
@@ -24,33 +33,16 @@ from airflow_provider_engagelab.core.query import (
     parse_stats_type,
     parse_time_unit,
 )
+from airflow_provider_engagelab.core.report import journey_error_report, journey_errors_exception
 from airflow_provider_engagelab.core.window import apply_lookback
-from airflow_provider_engagelab.core.writers import (
-    ATOMIC_PUT_PROTOCOLS,
-    DEFAULT_MAX_XCOM_ROWS,
-    PartitionStager,
-    StagedFile,
-    asset_uri,
-    collect_rows,
-    commit,
-    hidden_temp_path,
-    join_uri,
-    journey_error_report,
-    journey_errors_exception,
-    local_root,
-    output_root_uri,
-    parse_error_policy,
-    parse_max_xcom_rows,
-    parse_output_format,
-    publish_local,
-    require_parquet,
-)
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.sdk import Context
 
     from airflow_provider_engagelab.core.stream import StatsStream
+    from airflow_provider_engagelab.sinks.base import Sink
+    from airflow_provider_engagelab.sinks.store import Store
 
 __all__ = [
     "EngageLabJourneyStatsOperator",
@@ -85,6 +77,10 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
         parse_max_xcom_rows(params["max_xcom_rows"])
     if "lookback_days" in params:
         _check_lookback(params["lookback_days"])
+    if "commit_lease_seconds" in params:
+        parse_seconds(params["commit_lease_seconds"], "commit_lease_seconds", minimum=1, maximum=3600)
+    if "commit_wait_seconds" in params:
+        parse_seconds(params["commit_wait_seconds"], "commit_wait_seconds", minimum=1, maximum=86400)
     value = params.get("time_unit")
     if value is not None and not is_templated(value):
         parse_time_unit(value)
@@ -140,6 +136,11 @@ class EngageLabStatsOperator(BaseOperator):
         others) or ``"skip"`` (as ``warn``, logged at debug level only).
     :param max_xcom_rows: with ``output_path=None``, fail (before pushing anything) when the
         result has more rows than this.
+    :param commit_lease_seconds: lease of the per-partition commit lock (files output): a task
+        that dies while committing delays the next commit of that partition by at most this
+        long. Renewed every third of it while a commit runs. Between 1 and 3600.
+    :param commit_wait_seconds: how long a commit waits for other tasks' commits of the same
+        partition before the task fails (and Airflow retries it). Between 1 and 86400.
     """
 
     template_fields: Sequence[str] = ("journey_ids", "time_unit", "start_time", "end_time", "output_path")
@@ -164,6 +165,8 @@ class EngageLabStatsOperator(BaseOperator):
         output_format: str = "jsonl",
         on_journey_error: str = "fail",
         max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
+        commit_lease_seconds: float = DEFAULT_COMMIT_LEASE_SECONDS,
+        commit_wait_seconds: float = DEFAULT_COMMIT_WAIT_SECONDS,
         **kwargs: Any,
     ) -> None:
         params = {
@@ -176,6 +179,8 @@ class EngageLabStatsOperator(BaseOperator):
             "output_format": output_format,
             "on_journey_error": on_journey_error,
             "max_xcom_rows": max_xcom_rows,
+            "commit_lease_seconds": commit_lease_seconds,
+            "commit_wait_seconds": commit_wait_seconds,
         }
         _validate_literals(stats_type, params)
         super().__init__(**kwargs)
@@ -191,6 +196,8 @@ class EngageLabStatsOperator(BaseOperator):
         self.output_format = parse_output_format(output_format)
         self.on_journey_error = parse_error_policy(on_journey_error)
         self.max_xcom_rows = max_xcom_rows
+        self.commit_lease_seconds = commit_lease_seconds
+        self.commit_wait_seconds = commit_wait_seconds
         self._add_own_outlet()
 
     # ------------------------------------------------------------------ outlets
@@ -254,6 +261,8 @@ class EngageLabStatsOperator(BaseOperator):
     def _query(self, context: Context) -> StatsQuery:
         """Validate every parameter (no HTTP) and return the query, journey IDs sorted."""
         parse_max_xcom_rows(self.max_xcom_rows)
+        parse_seconds(self.commit_lease_seconds, "commit_lease_seconds", minimum=1, maximum=3600)
+        parse_seconds(self.commit_wait_seconds, "commit_wait_seconds", minimum=1, maximum=86400)
         lookback = self.lookback_days
         _check_lookback(lookback)
         ids = parse_journey_ids(self.journey_ids)
@@ -264,11 +273,8 @@ class EngageLabStatsOperator(BaseOperator):
     def execute(self, context: Context) -> Any:
         """Fetch the statistics; return the rows, or a summary of the files written."""
         query = self._query(context)
-        root: str | None = None
-        if self.output_path is not None:
-            root = output_root_uri(self.output_path)
-            if self.output_format == "parquet":
-                require_parquet()
+        root = output_root_uri(self.output_path) if self.output_path is not None else None
+        sink = self._open_sink(query, root)  # output checks fail here, before any request
         self.log.info(
             "EngageLab %s statistics: %d journey(s), %s..%s %s -> %s",
             query.stats_type.value, len(query.journey_ids), query.start.isoformat(),
@@ -282,12 +288,56 @@ class EngageLabStatsOperator(BaseOperator):
         stream = hook.iter_stats(
             query.stats_type.value, query.journey_ids, query.time_unit.value, query.start, query.end
         )
+        try:
+            for parsed in stream.responses():
+                sink.stage(parsed)
+            report = self._check_journey_errors(stream)
+            result = sink.commit()
+        finally:
+            sink.abort()
         if root is None:
-            rows = collect_rows(stream, self.max_xcom_rows)
-            self._check_journey_errors(stream)
-            self.log.info("Returning %d row(s) through XCom (%d call(s))", len(rows), stream.calls_done)
-            return rows
-        return self._write(context, query, stream, root)
+            self.log.info("Returning %d row(s) through XCom (%d call(s))", len(result), stream.calls_done)
+            return result
+        return self._summary(context, query, stream, root, result, report)
+
+    def _open_sink(self, query: StatsQuery, root: str | None) -> Sink:
+        """The sink of this task's output (an XCom list, or partitioned files under ``root``)."""
+        if root is None:
+            from airflow_provider_engagelab.sinks.xcom import XComSink
+
+            return XComSink(self.max_xcom_rows)
+        if self.output_format == "parquet":
+            from airflow_provider_engagelab.core.encoding import require_parquet
+
+            require_parquet()
+        from airflow_provider_engagelab.sinks.files import FileSink
+
+        return FileSink(
+            self._store(root), query, self.output_format,
+            lease_seconds=self.commit_lease_seconds, wait_seconds=self.commit_wait_seconds,
+        )
+
+    def _store(self, root: str) -> Store:
+        """The output root as a store: the local file system, or Airflow's object storage."""
+        from airflow_provider_engagelab.sinks.store import FsspecStore, LocalStore
+
+        local_dir = local_root(root)
+        if local_dir is not None:  # file:// needs no connection nor file system object
+            return LocalStore(local_dir, root)
+        from airflow.sdk import ObjectStoragePath
+        from fsspec.implementations.local import LocalFileSystem
+
+        try:
+            base = ObjectStoragePath(str(self.output_path), conn_id=self.output_conn_id)
+            fs = base.fs  # Airflow 3.0 resolves the scheme only here: fail before any request
+        except (ValueError, ImportError) as exc:  # e.g. "Unsupported filesystem" for an unknown scheme
+            raise EngageLabValidationError(
+                f"Invalid output_path={self.output_path!r}: {exc}; use a scheme Airflow's "
+                "object storage knows (file://, s3://, gs://, ...) with its provider installed"
+            ) from None
+        if isinstance(fs, LocalFileSystem):
+            return LocalStore(base.path, root)
+        return FsspecStore(fs, base.path, root)
 
     def _check_journey_errors(self, stream: StatsStream) -> list[dict[str, Any]]:
         report = journey_error_report(stream.errors)
@@ -298,45 +348,28 @@ class EngageLabStatsOperator(BaseOperator):
         for err in report:
             log = self.log.warning if self.on_journey_error == "warn" else self.log.debug
             log(
-                "Journey %s failed with code %s (%s); its %s statistics are left out "
-                "(on_journey_error=%r)",
+                "Journey %s failed with code %s (%s); its %s statistics are left out and its "
+                "rows already written are kept (on_journey_error=%r)",
                 err["journey_id"], err["error_code"], err["meaning"], self.stats_type,
                 self.on_journey_error,
             )
         return report
 
-    def _write(self, context: Context, query: StatsQuery, stream: StatsStream, root: str) -> dict[str, Any]:
-        local_dir = local_root(root)
-        if local_dir is None:
-            from airflow.sdk import ObjectStoragePath
-
-            try:
-                base = ObjectStoragePath(str(self.output_path), conn_id=self.output_conn_id)
-                _ = base.fs  # Airflow 3.0 resolves the scheme only here: fail before any request
-            except (ValueError, ImportError) as exc:  # e.g. "Unsupported filesystem" for an unknown scheme
-                raise EngageLabValidationError(
-                    f"Invalid output_path={self.output_path!r}: {exc}; use a scheme Airflow's "
-                    "object storage knows (file://, s3://, gs://, ...) with its provider installed"
-                ) from None
-        with PartitionStager(
-            query.stats_type, query.time_unit, query.journey_ids, query.start, query.end,
-            self.output_format,
-        ) as stager:
-            for parsed in stream.responses():
-                stager.add_response(parsed)
-            report = self._check_journey_errors(stream)
-            staged = stager.finish()
-            self.log.info(
-                "Fetched %d row(s) in %d call(s); committing %d file(s) under %s",
-                stager.total_rows, stream.calls_done, len(staged), root,
-            )
-            if local_dir is not None:  # file:// needs no connection nor file system object
-                files = commit(staged, lambda item: self._publish_local(local_dir, root, item))
-            else:
-                files = commit(staged, lambda item: self._publish(base, root, item))
+    def _summary(
+        self,
+        context: Context,
+        query: StatsQuery,
+        stream: StatsStream,
+        root: str,
+        result: dict[str, Any],
+        report: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        files = result["files"]
         self.log.info(
-            "Wrote %d file(s), %d row(s): %s%s", len(files), sum(f["rows"] for f in files),
-            files[0]["uri"], f" .. {files[-1]['uri']}" if len(files) > 1 else "",
+            "Committed %d partition(s) under %s: %d file(s), %d row(s) written; %d file(s) of other "
+            "journey groupings rewritten, %d removed (%d call(s))",
+            result["partitions"], root, len(files), result["total_rows"], len(result["rewritten"]),
+            len(result["removed"]), stream.calls_done,
         )
         summary = {
             "stats_type": query.stats_type.value,
@@ -344,45 +377,16 @@ class EngageLabStatsOperator(BaseOperator):
             "format": self.output_format,
             "window": {"start": query.start.isoformat(), "end": query.end.isoformat()},
             "files": files,
-            "total_rows": sum(f["rows"] for f in files),
+            "total_rows": result["total_rows"],
+            "partitions": result["partitions"],
+            "rewritten": result["rewritten"],
+            "removed": result["removed"],
             "calls": stream.calls_done,
             "requests": stream.requests,
             "journey_errors": report,
         }
         self._emit_asset_event(context, root, summary)
         return summary
-
-    def _publish_local(self, directory: str, root: str, item: StagedFile) -> dict[str, Any]:
-        """Move one staged file into place on the local file system (temp name + rename)."""
-        publish_local(item.local_path, os.path.join(directory, *item.relative_path.split("/")))
-        return self._published(root, item)
-
-    def _published(self, root: str, item: StagedFile) -> dict[str, Any]:
-        uri = join_uri(root, item.relative_path)
-        self.log.debug("Wrote %s (%d rows)", uri, item.rows)
-        return {"uri": uri, "rows": item.rows}
-
-    def _publish(self, base: ObjectStoragePath, root: str, item: StagedFile) -> dict[str, Any]:
-        """Put one staged file in place, atomically; return its URI and row count."""
-        from fsspec.implementations.local import LocalFileSystem
-
-        dest = base / item.relative_path
-        fs = dest.fs
-        if isinstance(fs, LocalFileSystem):
-            publish_local(item.local_path, dest.path)
-        elif dest.protocol in ATOMIC_PUT_PROTOCOLS:
-            fs.put_file(item.local_path, dest.path)  # one upload: the object appears whole
-        else:  # a store without atomic puts: upload aside, then move into place
-            temp = hidden_temp_path(dest.path)
-            fs.makedirs(dest.parent.path, exist_ok=True)
-            try:
-                fs.put_file(item.local_path, temp)
-                fs.mv(temp, dest.path)
-            except BaseException:
-                if fs.exists(temp):
-                    fs.rm(temp)
-                raise
-        return self._published(root, item)
 
     def _emit_asset_event(self, context: Context, root: str, summary: dict[str, Any]) -> None:
         events = context.get("outlet_events")

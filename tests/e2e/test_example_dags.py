@@ -42,7 +42,9 @@ def _read_rows(out: Path) -> dict[str, list[dict]]:
     for path in sorted(out.rglob("*")):
         if not path.is_file():
             continue
-        assert not path.name.startswith("."), f"a temporary file was left behind: {path}"
+        assert not path.name.startswith((".", "_engagelab.lock.")), f"a temporary file was left: {path}"
+        if path.name == "_engagelab_manifest.json":
+            continue
         stats_type = path.relative_to(out).parts[0]
         with path.open() as handle:
             if path.suffix == ".csv":

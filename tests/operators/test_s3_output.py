@@ -19,9 +19,9 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 boto3 = pytest.importorskip("boto3")
 
+from airflow_provider_engagelab.core.layout import journey_set_hash  # noqa: E402
 from airflow_provider_engagelab.core.parsing import COLUMNS  # noqa: E402
 from airflow_provider_engagelab.core.query import StatsType  # noqa: E402
-from airflow_provider_engagelab.core.writers import journey_set_hash  # noqa: E402
 from airflow_provider_engagelab.operators.engagelab import (  # noqa: E402
     EngageLabJourneyStatsOperator,
     EngageLabWebhookStatsOperator,
@@ -97,7 +97,8 @@ def test_s3_csv_output_read_back_rerun_and_failure(sandbox, s3):
     keys = [f"stats/webhook/time_unit=DAY/date=2026-06-0{d}/{name}" for d in (1, 2, 3)]
     assert [f["uri"] for f in summary["files"]] == [f"s3://{bucket}/{k}" for k in keys]
     stored = objects(client, bucket)
-    assert sorted(stored) == keys  # nothing else (no temporary keys)
+    manifests = [k.rsplit("/", 1)[0] + "/_engagelab_manifest.json" for k in keys]
+    assert sorted(stored) == sorted(keys + manifests)  # nothing else (no temporary or lock keys)
     for k in keys:
         day = k.split("date=")[1][:10]
         rows = list(csv.DictReader(io.StringIO(stored[k].decode())))
@@ -135,7 +136,7 @@ def test_s3_jsonl_default_format(sandbox, s3):
         output_conn_id=conn_id,
     )
     summary = op.execute({})
-    ((key, body),) = objects(client, bucket).items()
+    ((key, body),) = [(k, v) for k, v in objects(client, bucket).items() if "/part-" in k]
     assert key == f"journey/time_unit=DAY/date=2026-06-01/part-{journey_set_hash([1])}.jsonl"
     assert [json.loads(x) for x in body.decode().splitlines()] == sandbox.expected_rows(
         "journey", [1], "DAY", "2026-06-01", "2026-06-01"

@@ -22,10 +22,14 @@ import pytest
 import requests_mock as requests_mock_lib
 from airflow.sdk import DAG, Asset, AssetAlias
 
+from airflow_provider_engagelab.core.layout import journey_set_hash
 from airflow_provider_engagelab.core.parsing import COLUMNS, DETAIL_FIELDS
 from airflow_provider_engagelab.core.query import StatsType
-from airflow_provider_engagelab.core.writers import journey_set_hash
-from airflow_provider_engagelab.exceptions import EngageLabJourneyErrors, EngageLabValidationError
+from airflow_provider_engagelab.exceptions import (
+    EngageLabError,
+    EngageLabJourneyErrors,
+    EngageLabValidationError,
+)
 from airflow_provider_engagelab.operators import engagelab as op_module
 from airflow_provider_engagelab.operators.engagelab import (
     EngageLabJourneyStatsOperator,
@@ -423,23 +427,26 @@ def test_each_format_reads_back_equal(sandbox, tmp_path, stats_type, fmt):
         assert got == expected and f["rows"] == len(expected) > 0
 
 
-def test_empty_dates_get_empty_files(sandbox, tmp_path):
-    sandbox.configure(available_through=datetime(2026, 6, 2, tzinfo=UTC))  # no data from 06-02 on
-    try:
-        op = EngageLabJourneyStatsOperator(
-            task_id="t",
-            journey_ids=[1],
-            start_time="2026-06-01",
-            end_time="2026-06-03",
-            output_path=str(tmp_path),
-            output_format="csv",
-        )
-        summary = run(op)
-    finally:
-        sandbox.configure(available_through=None)
-    assert [f["rows"] for f in summary["files"]] == [1, 0, 0]
+def test_dates_without_rows_get_no_file_and_lose_the_rows_written_before(sandbox, tmp_path):
+    def fetch(through: datetime) -> dict:
+        sandbox.configure(available_through=through)
+        try:
+            return run(EngageLabJourneyStatsOperator(
+                task_id="t", journey_ids=[1], start_time="2026-06-01", end_time="2026-06-03",
+                output_path=str(tmp_path), output_format="csv",
+            ))
+        finally:
+            sandbox.configure(available_through=None)
+
+    before = fetch(datetime(2026, 6, 4, tzinfo=UTC))
+    assert [f["rows"] for f in before["files"]] == [1, 1, 1] and before["removed"] == []
+    summary = fetch(datetime(2026, 6, 2, tzinfo=UTC))  # the API now has no rows from 06-02 on
+    assert [f["rows"] for f in summary["files"]] == [1] and summary["partitions"] == 3
+    assert summary["removed"] == [f["uri"] for f in before["files"][1:]]  # what it says is gone, is
+    data = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.csv"))
+    assert data == [before["files"][0]["uri"][len(f"file://{tmp_path}/"):]]
     header = ",".join(COLUMNS[StatsType.JOURNEY]) + "\n"
-    assert Path(summary["files"][2]["uri"][7:]).read_text() == header
+    assert Path(summary["files"][0]["uri"][7:]).read_text().startswith(header)
 
 
 def test_rerun_and_overlapping_lookback_rewrite_the_same_bytes(sandbox, tmp_path):
@@ -456,7 +463,7 @@ def test_rerun_and_overlapping_lookback_rewrite_the_same_bytes(sandbox, tmp_path
         )
     )
     after = files_under(tmp_path)
-    assert len(after) == 9  # 05-30 .. 06-07, one file each
+    assert len([k for k in after if k.endswith(".jsonl")]) == 9  # 05-30 .. 06-07, one file each
     assert {k: after[k] for k in before} == before
     rows = read_jsonl(tmp_path)
     assert len(rows) == len({key(r) for r in rows})  # no row twice
@@ -488,27 +495,31 @@ def test_failure_mid_commit_keeps_earlier_files_whole_and_no_partial_file(sandbo
         output_path=str(tmp_path),
     )
     run(op)
-    good = files_under(tmp_path)
-    stale = {k: b"stale\n" for k in good}
+    good = {k: v for k, v in files_under(tmp_path).items() if k.endswith(".jsonl")}
+    # an older run's rows: the same journeys, other counts (and another size than the manifest says)
+    stale = {k: v.replace(b'"entry_count":', b'"entry_count":1') for k, v in good.items()}
     for name, data in stale.items():
         (tmp_path / name).write_bytes(data)
     real_replace = os.replace
     calls = []
 
-    def replace_failing_third(src, dst):
-        calls.append(dst)
-        if len(calls) == 3:
-            raise OSError("simulated crash while moving into place")
+    def replace_failing_third_data_file(src, dst):
+        if dst.endswith(".jsonl"):
+            calls.append(dst)
+            if len(calls) == 3:
+                raise OSError("simulated crash while moving into place")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", replace_failing_third)
-    with pytest.raises(OSError, match="simulated crash"):
+    monkeypatch.setattr(os, "replace", replace_failing_third_data_file)
+    with pytest.raises(EngageLabError, match="simulated crash"):
         run(op)
     monkeypatch.setattr(os, "replace", real_replace)
     now = files_under(tmp_path)
-    assert set(now) == set(good)  # no temporary or partial file anywhere
+    assert [n for n in now if not n.endswith((".jsonl", "_engagelab_manifest.json"))] == []  # no temp file
     names = sorted(good)
-    assert [now[n] for n in names] == [good[names[0]], good[names[1]], b"stale\n", b"stale\n"]
+    assert [now[n] for n in names] == [good[names[0]], good[names[1]], stale[names[2]], stale[names[3]]]
+    run(op)  # the retry
+    assert {k: v for k, v in files_under(tmp_path).items() if k.endswith(".jsonl")} == good
 
 
 # ============================================================================ error policies
@@ -542,18 +553,23 @@ def test_policy_fail_lists_every_journey_and_writes_nothing(missing_2, tmp_path)
 
 
 @pytest.mark.parametrize("policy", ["warn", "skip"])
-def test_policy_warn_and_skip_keep_the_good_journeys(missing_2, tmp_path, policy, caplog, capture_log):
+def test_policy_warn_and_skip_keep_the_good_journeys(sandbox, tmp_path, policy, caplog, capture_log):
     caplog.set_level(logging.DEBUG, logger="engagelab-test")
-    op = EngageLabJourneyStatsOperator(
-        task_id="t",
-        journey_ids=[1, 2, 3],
-        start_time="2026-06-01",
-        end_time="2026-06-02",
-        output_path=str(tmp_path),
-        on_journey_error=policy,
-    )
-    capture_log(op)
-    summary = run(op)
+
+    def operator() -> EngageLabJourneyStatsOperator:
+        op = EngageLabJourneyStatsOperator(
+            task_id="t", journey_ids=[1, 2, 3], start_time="2026-06-01", end_time="2026-06-02",
+            output_path=str(tmp_path), on_journey_error=policy,
+        )
+        capture_log(op)
+        return op
+
+    run(operator())  # journey 2 answers this time
+    sandbox.configure(missing_journeys={2, 5})
+    try:
+        summary = run(operator())
+    finally:
+        sandbox.configure(missing_journeys=set())
     assert summary["journey_errors"] == [
         {
             "journey_id": 2,
@@ -561,14 +577,16 @@ def test_policy_warn_and_skip_keep_the_good_journeys(missing_2, tmp_path, policy
             "meaning": "journey does not exist or belongs to another project",
         }
     ]
+    # journeys 1 and 3 rewritten; journey 2 keeps the rows the first run wrote, once
     assert sorted(read_jsonl(tmp_path), key=key) == sorted(
-        missing_2.expected_rows("journey", [1, 3], "DAY", "2026-06-01", "2026-06-02"), key=key
+        sandbox.expected_rows("journey", [1, 2, 3], "DAY", "2026-06-01", "2026-06-02"), key=key
     )
+    assert len(summary["rewritten"]) == 2  # the first run's file of each date, now journey 2 only
     about_2 = [r for r in caplog.records if "Journey 2 failed with code 50202" in r.getMessage()]
     assert len(about_2) == 1
     assert about_2[0].levelno == (logging.WARNING if policy == "warn" else logging.DEBUG)
-    # the file name is the requested set's: a rerun once journey 2 exists replaces this file
-    assert all(journey_set_hash([1, 2, 3]) in f["uri"] for f in summary["files"])
+    # the new files are named by the journeys fetched
+    assert all(journey_set_hash([1, 3]) in f["uri"] for f in summary["files"])
 
 
 def test_policy_warn_to_xcom(missing_2):
@@ -659,32 +677,3 @@ class _FakePath:
         return _FakePath(self.fs, self.protocol, self.path.rsplit("/", 1)[0])
 
 
-def test_store_without_atomic_put_uploads_aside_then_moves(tmp_path):
-    from fsspec.implementations.memory import MemoryFileSystem
-
-    from airflow_provider_engagelab.core.writers import StagedFile
-
-    fs = MemoryFileSystem()
-    moves = []
-    real_mv = fs.mv
-
-    def mv(src, dst, **kw):
-        moves.append((src, dst))
-        assert fs.cat_file(src) == b"rows\n" and not fs.exists(dst)  # whole file aside, target untouched
-        return real_mv(src, dst, **kw)
-
-    fs.mv = mv
-    staged = tmp_path / "staged.jsonl"
-    staged.write_bytes(b"rows\n")
-    item = StagedFile("journey/time_unit=DAY/date=2026-06-01/part-x.jsonl", str(staged), None, 1)
-    op = EngageLabJourneyStatsOperator(task_id="t", journey_ids=[1])
-    result = op._publish(_FakePath(fs, "sftp", "/root"), "sftp://host/root", item)
-    assert result == {"uri": "sftp://host/root/journey/time_unit=DAY/date=2026-06-01/part-x.jsonl", "rows": 1}
-    ((src, dst),) = moves
-    assert dst == "/root/journey/time_unit=DAY/date=2026-06-01/part-x.jsonl"
-    assert src.rsplit("/", 1)[1].startswith(".part-x.jsonl.") and src.endswith(".tmp")
-    assert fs.cat_file(dst) == b"rows\n" and not fs.exists(src)
-    fs.mv = lambda *a, **k: (_ for _ in ()).throw(OSError("move failed"))
-    with pytest.raises(OSError, match="move failed"):
-        op._publish(_FakePath(fs, "sftp", "/root"), "sftp://host/root", item)
-    assert [p for p in fs.find("/root") if p.endswith(".tmp")] == []  # the upload aside is removed

@@ -73,6 +73,12 @@ def files_under(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def data_files_under(root: Path) -> dict[str, bytes]:
+    """The data files under ``root`` (no manifest, lock or hidden file)."""
+    return {name: data for name, data in files_under(root).items()
+            if not name.rsplit("/", 1)[-1].startswith(("_", "."))}
+
+
 def digests_under(root: Path) -> dict[str, str]:
     """Every file under ``root`` (relative path -> sha256), for large trees."""
     return {
@@ -82,10 +88,11 @@ def digests_under(root: Path) -> dict[str, str]:
 
 
 def stray_files(root: Path) -> list[str]:
-    """Temporary or hidden files a reader could trip over (``.name.xxx.tmp``, ``*.tmp``, ``.*``)."""
+    """Temporary, hidden or lock files left behind (``.name.xxx.tmp``, ``*.tmp``, ``.*``,
+    ``_engagelab.lock.*``)."""
     return [
         str(p.relative_to(root)) for p in root.rglob("*")
-        if p.is_file() and (p.name.startswith(".") or p.name.endswith(".tmp"))
+        if p.is_file() and (p.name.startswith((".", "_engagelab.lock.")) or p.name.endswith(".tmp"))
     ]
 
 

@@ -1,13 +1,13 @@
-"""A task killed mid-write: earlier files intact, no partial or temporary file, the retry completes.
+"""A task killed mid-write: earlier partitions intact, no partial or temporary file, the retry completes.
 
-The operators publish one staged file per date, in date order, each atomically (hidden temp
-file + ``os.replace`` locally). These tests kill the task at the worst moments: between two
-files of the commit (after K files), inside the copy of one file, and while rows are still
-arriving; with an ordinary exception and with ``AirflowTaskTerminated`` (a BaseException,
-what Airflow raises on SIGTERM) or ``KeyboardInterrupt``. After each: every file is whole
-(the previous run's bytes or the new run's, never a mix), nothing temporary is visible
-(no ``.name.*.tmp``, no staging directory left behind), and the retry leaves exactly the
-bytes of an undisturbed run.
+The operators commit one partition (date) at a time, in date order, each under its lock and
+each file atomically (hidden temp file + ``os.replace`` locally). These tests kill the task at
+the worst moments: between two partitions of the commit (after K of them), inside the copy of
+one file, and while rows are still arriving; with an ordinary exception and with
+``AirflowTaskTerminated`` (a BaseException, what Airflow raises on SIGTERM) or
+``KeyboardInterrupt``. After each: every file is whole (the previous run's bytes or the new
+run's, never a mix), nothing temporary is visible (no ``.name.*.tmp``, no lock file, no
+staging directory left behind), and the retry leaves exactly the bytes of an undisturbed run.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from reliability_helpers import UTC, files_under, set_conn, stray_files
 
-from airflow_provider_engagelab.exceptions import EngageLabAuthError
-from airflow_provider_engagelab.operators import engagelab as op_module
+from airflow_provider_engagelab.exceptions import EngageLabAuthError, EngageLabOutputError
 from airflow_provider_engagelab.operators.engagelab import EngageLabStatsOperator
+from airflow_provider_engagelab.sinks import files as files_module
 from airflow_provider_engagelab.testing.sandbox import Fault
 
 try:  # Airflow >= 3.1
@@ -30,8 +30,8 @@ try:  # Airflow >= 3.1
 except ImportError:  # Airflow 3.0
     from airflow.exceptions import AirflowTaskTerminated  # type: ignore[no-redef]
 
-START, END = "2026-05-01", "2026-05-06"  # 6 dates -> 6 files
-K = 3  # files published before the crash
+START, END = "2026-05-01", "2026-05-06"  # 6 dates -> 6 partitions
+K = 3  # partitions committed before the crash
 FORMATS = ["jsonl", "csv", "parquet"]
 
 
@@ -39,7 +39,7 @@ class Killed(Exception):
     """The simulated kill (an ordinary exception)."""
 
 
-REAL_COMMIT = op_module.commit
+REAL_COMMIT = files_module.commit_partition
 KILLS = [Killed("worker killed"), AirflowTaskTerminated("SIGTERM"), KeyboardInterrupt()]
 
 
@@ -77,9 +77,10 @@ def reference(sb, tmp_path, fmt) -> dict[str, bytes]:
 
 @pytest.fixture
 def older(sb, tmp_path, fmt) -> dict[str, bytes]:
-    """A previous run's files, written when the data was only available through 05-03 09:00."""
+    """A previous run's files, written when the data was only available through 05-05 09:00
+    (so 05-06 has no file, and 05-05 a partial one)."""
     root = tmp_path / "out"
-    sb.configure(available_through=datetime(2026, 5, 3, 9, tzinfo=UTC))
+    sb.configure(available_through=datetime(2026, 5, 5, 9, tzinfo=UTC))
     operator(root, fmt).execute({})
     sb.configure(available_through=datetime(2026, 7, 1, tzinfo=UTC))
     sb.reset_counters()
@@ -87,14 +88,24 @@ def older(sb, tmp_path, fmt) -> dict[str, bytes]:
 
 
 def crash_after(k: int, kill: BaseException):
-    """A ``commit`` that publishes ``k`` files, then dies before the next one."""
+    """A partition commit that lets ``k`` partitions through, then dies before the next one."""
+    done: list[str] = []
 
-    def commit(staged, publish):
-        done = [publish(item) for item in staged[:k]]
-        assert len(done) == k < len(staged)
-        raise kill
+    def commit_partition(store, directory, *args, **kwargs):
+        if len(done) == k:
+            raise kill
+        done.append(directory)
+        return REAL_COMMIT(store, directory, *args, **kwargs)
 
-    return commit
+    return commit_partition
+
+
+def partitions(files: dict[str, bytes]) -> list[dict[str, bytes]]:
+    """The files grouped by partition directory, in date order."""
+    groups: dict[str, dict[str, bytes]] = {}
+    for name, data in sorted(files.items()):
+        groups.setdefault(name.rsplit("/", 1)[0], {})[name] = data
+    return [groups[key] for key in sorted(groups)]
 
 
 def assert_clean(out: Path, staging: Path) -> None:
@@ -105,14 +116,11 @@ def assert_clean(out: Path, staging: Path) -> None:
 @pytest.mark.parametrize("kill", KILLS, ids=lambda k: type(k).__name__)
 def test_killed_between_files_of_a_first_run(sb, tmp_path, monkeypatch, staging, fmt, reference, kill):
     out = tmp_path / "out"
-    monkeypatch.setattr(op_module, "commit", crash_after(K, kill))
+    monkeypatch.setattr(files_module, "commit_partition", crash_after(K, kill))
     with pytest.raises(type(kill)):
         operator(out, fmt).execute({})
-    monkeypatch.setattr(op_module, "commit", REAL_COMMIT)
-    written = files_under(out)
-    first = sorted(reference)[:K]  # date order = path order
-    assert sorted(written) == first
-    assert written == {name: reference[name] for name in first}  # whole, final bytes
+    monkeypatch.setattr(files_module, "commit_partition", REAL_COMMIT)
+    assert partitions(files_under(out)) == partitions(reference)[:K]  # whole, final bytes
     assert_clean(out, staging)
 
     operator(out, fmt).execute({})  # the retry
@@ -123,15 +131,12 @@ def test_killed_between_files_of_a_first_run(sb, tmp_path, monkeypatch, staging,
 def test_killed_between_files_over_a_previous_run(sb, tmp_path, monkeypatch, staging, fmt, reference,
                                                   older, kill):
     out = tmp_path / "out"
-    assert older != reference and sorted(older) == sorted(reference)  # the data did change
-    monkeypatch.setattr(op_module, "commit", crash_after(K, kill))
+    assert len(partitions(older)) == 5 and partitions(older) != partitions(reference)[:5]  # 05-05 changed
+    monkeypatch.setattr(files_module, "commit_partition", crash_after(K, kill))
     with pytest.raises(type(kill)):
         operator(out, fmt).execute({})
-    monkeypatch.setattr(op_module, "commit", REAL_COMMIT)
-    written = files_under(out)
-    names = sorted(reference)
-    assert sorted(written) == names
-    assert [written[n] for n in names] == [reference[n] for n in names[:K]] + [older[n] for n in names[K:]]
+    monkeypatch.setattr(files_module, "commit_partition", REAL_COMMIT)
+    assert partitions(files_under(out)) == partitions(reference)[:K] + partitions(older)[K:]
     assert_clean(out, staging)
 
     operator(out, fmt).execute({})
@@ -154,13 +159,11 @@ def test_killed_inside_the_copy_of_a_file(sb, tmp_path, monkeypatch, staging, fm
         return real_copy(src, dst, length) if length else real_copy(src, dst)
 
     monkeypatch.setattr(shutil, "copyfileobj", dying_copy)
-    with pytest.raises(type(kill)):
+    # an ordinary exception reaches the task as the store's error naming the file
+    with pytest.raises((type(kill), EngageLabOutputError)):
         operator(out, fmt).execute({})
     monkeypatch.setattr(shutil, "copyfileobj", real_copy)
-    names = sorted(reference)
-    written = files_under(out)
-    assert sorted(written) == names
-    assert [written[n] for n in names] == [reference[names[0]]] + [older[n] for n in names[1:]]
+    assert partitions(files_under(out)) == partitions(reference)[:1] + partitions(older)[1:]
     assert_clean(out, staging)
 
     operator(out, fmt).execute({})

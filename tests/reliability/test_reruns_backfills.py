@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import UTC, files_under, sort_rows, stray_files
+from reliability_helpers import UTC, data_files_under, files_under, sort_rows, stray_files
 
 from airflow_provider_engagelab.core.parsing import DETAIL_FIELDS
 from airflow_provider_engagelab.core.query import StatsType
@@ -94,7 +94,7 @@ def test_three_runs_of_the_same_task_leave_one_copy(sb, tmp_path, case):
             output_path=str(tmp_path), output_format=fmt,
         ).execute(daily_context(run_day))
         snapshots.append(files_under(tmp_path))
-    assert snapshots[0] == snapshots[1] == snapshots[2] and len(snapshots[0]) == 1
+    assert snapshots[0] == snapshots[1] == snapshots[2] and len(data_files_under(tmp_path)) == 1
     assert_exactly_once(tmp_path, fmt, stats_type, expected(sb, stats_type, [1, 2, 3], unit, "2026-05-14",
                                                             "2026-05-14"))
 
@@ -112,7 +112,7 @@ def test_lookback_rewrites_days_that_settled_late(sb, tmp_path, case):
         ).execute(daily_context(day))
         assert summary["window"] == {"start": (day - timedelta(days=2)).isoformat(), "end": day.isoformat()}
     # the sandbox still at the last run's cutoff: 05-08 partial, every earlier day settled
-    assert len(files_under(tmp_path)) == 10  # 04-29 .. 05-08, one file per date
+    assert len(data_files_under(tmp_path)) == 10  # 04-29 .. 05-08, one file per date
     assert_exactly_once(tmp_path, fmt, stats_type, expected(sb, stats_type, ids, unit, "2026-04-29",
                                                             "2026-05-08"))
 
@@ -128,7 +128,7 @@ def test_two_overlapping_daily_backfills_leave_one_copy(sb, tmp_path, case):
             task_id="t", stats_type=stats_type, journey_ids=ids, time_unit=unit, output_path=str(tmp_path),
             output_format=fmt,
         ).execute(daily_context(day))
-    assert len(files_under(tmp_path)) == 31
+    assert len(data_files_under(tmp_path)) == 31
     assert_exactly_once(tmp_path, fmt, stats_type, expected(sb, stats_type, ids, unit, "2026-05-01",
                                                             "2026-05-31"))
 
@@ -143,7 +143,7 @@ def test_two_overlapping_range_backfills_of_mapped_batches_leave_one_copy(sb, tm
                 task_id="t", stats_type=stats_type, journey_ids=batch, time_unit=unit, start_time=first,
                 end_time=last, output_path=str(tmp_path), output_format=fmt,
             ).execute({})
-    assert len(files_under(tmp_path)) == 31 * len(batches)  # one file per date and batch
+    assert len(data_files_under(tmp_path)) == 31 * len(batches)  # one file per date and batch
     all_ids = [j for batch in batches for j in batch]
     assert_exactly_once(tmp_path, fmt, stats_type, expected(sb, stats_type, all_ids, unit, "2026-05-01",
                                                             "2026-05-31"))

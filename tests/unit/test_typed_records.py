@@ -21,8 +21,8 @@ from airflow_provider_engagelab.core import parsing
 from airflow_provider_engagelab.core.parsing import COLUMNS, DETAIL_FIELDS, parse_response
 from airflow_provider_engagelab.core.planning import plan_calls
 from airflow_provider_engagelab.core.query import StatsType, build_query
-from airflow_provider_engagelab.core.writers import PartitionStager
 from airflow_provider_engagelab.exceptions import EngageLabError, EngageLabResponseError
+from airflow_provider_engagelab.sinks.staging import PartitionStager
 
 FIRST = date(2026, 6, 1)
 NAMES = ["EMAIL_1", "", "a,b", 'say "hi"', "line\nbreak", "tab\there", "back\\slash", "é ü 中文",
@@ -165,14 +165,14 @@ def test_fast_path_agrees_with_the_field_by_field_path(seed, stats, unit, monkey
     for fmt in ("jsonl", "csv", "parquet"):
         outputs = []
         for source in (fast[2], slow[2]):
-            with PartitionStager(stats, unit, ids, call.start, call.end, fmt,
+            with PartitionStager(stats, unit, call.start, call.end, fmt,
                                  staging_dir=str(tmp_path), max_open_files=2) as stager:
                 try:
                     stager.add_response(source)
                 except (ValueError, UnicodeEncodeError, OverflowError) as exc:
                     outputs.append(type(exc).__name__)
                     continue
-                outputs.append([(s.rows, Path(s.local_path).read_bytes()) for s in stager.finish()])
+                outputs.append([(s.rows, Path(s.local_path).read_bytes()) for s in stager.finish().values()])
         assert outputs[0] == outputs[1], (mutation, fmt)
 
 
@@ -195,18 +195,18 @@ def test_a_detail_row_naming_another_journey_is_refused():
 
 def test_parquet_row_groups_are_fixed_whatever_the_batches(tmp_path, monkeypatch):
     """65,536-row groups from many small staged batches; the file equals one written at once."""
-    monkeypatch.setattr("airflow_provider_engagelab.core.writers.PARQUET_BATCH_ROWS", 100)
+    monkeypatch.setattr("airflow_provider_engagelab.sinks.staging.PARQUET_BATCH_ROWS", 100)
     day = "2026-06-01"
     rows = [_message_row(day, name=f"c{i}", amount=i / 4) for i in range(1, 351)]
     call = plan_calls(build_query("message", [1], "DAY", FIRST, FIRST))[0]
     files = []
     for sizes in ([350], [1, 2, 97, 150, 100], [7] * 50):
-        with PartitionStager("message", "DAY", [1], FIRST, FIRST, "parquet", staging_dir=str(tmp_path)) as st:
+        with PartitionStager("message", "DAY", FIRST, FIRST, "parquet", staging_dir=str(tmp_path)) as st:
             start = 0
             for size in sizes:
                 st.add_response(parse_response(call, 200, _message_body(rows[start:start + size])))
                 start += size
-            staged = st.finish()[0]
+            staged = next(iter(st.finish().values()))
             files.append(Path(staged.local_path).read_bytes())
             meta = pq.ParquetFile(staged.local_path).metadata
             assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [100, 100, 100, 50]
@@ -222,12 +222,12 @@ def test_records_of_another_window_or_type_are_staged_like_rows(tmp_path):
     body = _message_body([_message_row("2026-06-01"), _message_row("2026-06-02")])
     parsed = parse_response(call, 200, body)
     assert parsed.records is not None
-    with PartitionStager("message", "DAY", [1], FIRST, FIRST, "jsonl", staging_dir=str(tmp_path)) as st:
+    with PartitionStager("message", "DAY", FIRST, FIRST, "jsonl", staging_dir=str(tmp_path)) as st:
         with pytest.raises(EngageLabResponseError, match="outside the requested window"):
             st.add_response(parsed)
         assert st.total_rows == 1  # the row before it was staged, as add_all would have
-    with PartitionStager("journey", "DAY", [1], FIRST, FIRST, "csv", staging_dir=str(tmp_path)) as st:
+    with PartitionStager("journey", "DAY", FIRST, FIRST, "csv", staging_dir=str(tmp_path)) as st:
         st.add_response(parse_response(call, 200, _message_body([_message_row("2026-06-01")])))
-        text = Path(st.finish()[0].local_path).read_text()
+        text = Path(next(iter(st.finish().values())).local_path).read_text()
     assert text.splitlines()[0].split(",") == list(COLUMNS[StatsType.JOURNEY])
     assert text.splitlines()[1].startswith("1,DAY,")

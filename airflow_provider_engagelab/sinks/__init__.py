@@ -1,0 +1,1 @@
+"""Sinks: where a task's rows go (stage, then commit or abort). See :mod:`.base`."""
