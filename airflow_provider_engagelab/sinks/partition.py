@@ -107,7 +107,7 @@ class _Committer:
     def journeys_of(self, name: str, ext: str) -> frozenset[int]:
         local = self.local_copy(name)
         try:
-            return frozenset(file_journeys(local, ext))
+            return frozenset(file_journeys(local, ext, self.store.uri(self.path(name))))
         finally:
             os.remove(local)
 
@@ -121,7 +121,7 @@ class _Committer:
         local = self.local_copy(name)
         target = local + ".new"
         try:
-            rows, journeys = drop_journeys(local, target, ext, drop)
+            rows, journeys = drop_journeys(local, target, ext, drop, self.store.uri(self.path(name)))
             if not rows:
                 self.delete(name)
                 return None

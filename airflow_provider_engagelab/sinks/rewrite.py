@@ -54,8 +54,11 @@ def _csv_batches(path: str) -> Iterator[tuple[list[str], list[list[str]], list[i
             yield header, rows, [int(row[column]) for row in rows]
 
 
-def file_journeys(path: str, ext: str) -> set[int]:
-    """The journey IDs that have rows in a local data file of format ``ext``."""
+def file_journeys(path: str, ext: str, shown: str | None = None) -> set[int]:
+    """The journey IDs that have rows in a local data file of format ``ext``.
+
+    :param shown: how to name the file in an error (its URL in the store).
+    """
     try:
         if ext == "jsonl":
             return {j for _, ids in _jsonl_batches(path) for j in ids}
@@ -66,7 +69,7 @@ def file_journeys(path: str, ext: str) -> set[int]:
 
         return set(pq.read_table(path, columns=["journey_id"]).column(0).to_pylist())
     except (ValueError, KeyError, msgspec.DecodeError, OSError) as exc:
-        raise _unreadable(path, exc) from exc
+        raise _unreadable(shown or path, exc) from exc
 
 
 def _unreadable(path: str, exc: BaseException) -> EngageLabOutputError:
@@ -76,9 +79,12 @@ def _unreadable(path: str, exc: BaseException) -> EngageLabOutputError:
     )
 
 
-def drop_journeys(source: str, target: str, ext: str, drop: frozenset[int]) -> tuple[int, set[int]]:
+def drop_journeys(
+    source: str, target: str, ext: str, drop: frozenset[int], shown: str | None = None
+) -> tuple[int, set[int]]:
     """Write ``source`` to ``target`` without the rows of the journeys in ``drop``.
 
+    :param shown: how to name the file in an error (its URL in the store).
     :return: the number of rows kept and their journey IDs.
     """
     try:
@@ -88,7 +94,7 @@ def drop_journeys(source: str, target: str, ext: str, drop: frozenset[int]) -> t
             return _drop_csv(source, target, drop)
         return _drop_parquet(source, target, drop)
     except (ValueError, KeyError, msgspec.DecodeError) as exc:
-        raise _unreadable(source, exc) from exc
+        raise _unreadable(shown or source, exc) from exc
 
 
 def _drop_jsonl(source: str, target: str, drop: frozenset[int]) -> tuple[int, set[int]]:

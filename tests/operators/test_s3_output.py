@@ -9,71 +9,26 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
 pytest.importorskip("airflow.providers.amazon.aws.fs.s3", reason="needs apache-airflow-providers-amazon")
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
-boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
 
-from airflow_provider_engagelab.core.layout import journey_set_hash  # noqa: E402
-from airflow_provider_engagelab.core.parsing import COLUMNS  # noqa: E402
-from airflow_provider_engagelab.core.query import StatsType  # noqa: E402
-from airflow_provider_engagelab.operators.engagelab import (  # noqa: E402
+from airflow_provider_engagelab.core.layout import journey_set_hash
+from airflow_provider_engagelab.core.parsing import COLUMNS
+from airflow_provider_engagelab.core.query import StatsType
+from airflow_provider_engagelab.operators.engagelab import (
     EngageLabJourneyStatsOperator,
     EngageLabWebhookStatsOperator,
 )
-from airflow_provider_engagelab.testing.sandbox import Fault  # noqa: E402
-
-BUCKET = "engagelab-test"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+from airflow_provider_engagelab.testing.sandbox import Fault
 
 
 @pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch):
-    """A fresh bucket and an Airflow ``aws`` connection (unique id: Airflow caches file systems)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }.items():
-        monkeypatch.setenv(name, value)
-    conn_id = f"aws_moto_{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv(
-        f"AIRFLOW_CONN_{conn_id.upper()}",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
-            }
-        ),
-    )
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    bucket = f"{BUCKET}-{uuid.uuid4().hex[:8]}"
-    client.create_bucket(Bucket=bucket)
-    return client, bucket, conn_id
+def s3(s3_bucket):
+    return s3_bucket.client, s3_bucket.name, s3_bucket.conn_id
 
 
 def objects(client, bucket: str) -> dict[str, bytes]:
