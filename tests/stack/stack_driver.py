@@ -220,12 +220,33 @@ def month_start(d: date, back: int) -> datetime:
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
 
 
+def written_windows(today: date, lookback_days: int = 2) -> list[tuple[date, date]]:
+    """The days the test's DAG runs write, as disjoint ranges in date order.
+
+    The backfill covers the three full months before ``today``'s month; the daily run covers
+    yesterday and its ``lookback_days``. The two overlap on the 1st to the 3rd of a month
+    (the daily window lies inside the backfill's last month) and touch on the 4th: each day is
+    expected once, whichever run wrote it last.
+    """
+    yesterday = today - timedelta(days=1)
+    windows = [(month_start(today, 3).date(), month_start(today, 0).date() - timedelta(days=1)),
+               (yesterday - timedelta(days=lookback_days), yesterday)]
+    merged: list[tuple[date, date]] = []
+    for first, last in sorted(windows):
+        if merged and first <= merged[-1][1] + timedelta(days=1):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
 def read_output(root: Path) -> tuple[dict[str, list[str]], list[str]]:
-    """Rows per stats type as canonical JSON strings, and any leftover hidden/temporary files."""
+    """Rows per stats type as canonical JSON strings, and any leftover lock/hidden/temporary
+    files (the partitions' manifests are bookkeeping, not leftovers)."""
     rows: dict[str, list[str]] = {t: [] for t in STATS_TYPES}
     leftovers: list[str] = []
     for path in sorted(root.rglob("*")):
-        if path.is_dir():
+        if path.is_dir() or path.name == "_engagelab_manifest.json":
             continue
         if path.name.startswith(".") or path.suffix != ".jsonl":
             leftovers.append(str(path.relative_to(root)))
@@ -398,11 +419,11 @@ def run(args: argparse.Namespace) -> int:
                      f"final state {sensor['state']}")
 
         got, leftovers = read_output(output)
-        day_first = yesterday0.date() - timedelta(days=2)  # the daily DAG's lookback_days=2
+        windows = written_windows(today)  # the daily DAG's lookback_days=2
+        summary["windows"] = [f"{a}..{b}" for a, b in windows]
         for stats_type in STATS_TYPES:
-            want = sandbox.expected_rows(stats_type, journey_ids, "DAY", months[0].date(),
-                                         month_start(today, 0).date() - timedelta(days=1))
-            want += sandbox.expected_rows(stats_type, journey_ids, "DAY", day_first, yesterday0.date())
+            want = [row for first, last in windows
+                    for row in sandbox.expected_rows(stats_type, journey_ids, "DAY", first, last)]
             ok, detail = compare_rows(got.get(stats_type, []), want)
             checks.check(f"{stats_type} files hold the expected rows exactly once", ok, detail)
         checks.check("no temporary or foreign files left in the output", not leftovers,
