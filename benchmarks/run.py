@@ -18,7 +18,9 @@ Figures (see benchmarks/README.md):
 4. cheap DAG parsing: importing the operator and sensor modules adds < 50 ms over
    ``import airflow.sdk`` and loads no aiohttp, pyarrow or fsspec back end;
 5. row path: parse + flatten + write >= 0.5x the speed of bare ``json.loads`` + writing
-   the same bytes, per output format.
+   the same bytes, per output format;
+6. the exactly-once commit (reference, no target): wall time and store requests per
+   partition for 1 and 20 concurrent tasks, on the local file system and moto's S3 server.
 
 The exit status is 1 when a target is missed (with ``--quick``: only when a call count is
 wrong or a run fails; timings are not judged on small sizes).
@@ -621,12 +623,38 @@ def bench_row_path(quick: bool) -> list[Figure]:
 
 # ------------------------------------------------------------------------------ main
 
+# ------------------------------------------------------------------------------ 6: commit
+
+
+def bench_commit(quick: bool) -> list[Figure]:
+    """Figure 6: requests and wall time per partition of the exactly-once commit (reference)."""
+    import _commit
+
+    _log("6: commits of 31 partitions by 1 and by 20 concurrent tasks, local and moto S3")
+    figures = []
+    for run in _commit.measure(quick):
+        figures.append(Figure(
+            "6",
+            f"commit, {run['backend']}, {run['tasks']} task(s) x {_commit.DAYS} partitions x "
+            f"{_commit.BATCH} journeys",
+            "-",
+            f"{run['ms_per_partition_median']:.1f} ms/partition (max {run['ms_per_partition_max']:.1f}), "
+            f"{run['requests_per_partition']:.1f} requests/partition "
+            f"(+{run['requests_per_partition'] - 1:.1f} over one upload)",
+            None,
+            None,
+            run,
+        ))
+    return figures
+
+
 BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "1": bench_calls,
     "2": bench_backfill,
     "3": bench_memory,
     "4": bench_imports,
     "5": bench_row_path,
+    "6": bench_commit,
 }
 
 
@@ -636,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; judge call counts only")
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated figure numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated figure numbers")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     chosen = [part.strip() for part in args.only.split(",") if part.strip()]
