@@ -117,6 +117,24 @@ class EngageLabResponseError(EngageLabError):
     """The API answered something the contract does not allow (bad JSON, missing fields)."""
 
 
+class EngageLabSchemaChangeError(EngageLabResponseError, *_NO_RETRY):  # type: ignore[misc]
+    """The API answered with fields the contract does not name, under ``on_schema_change='fail'``.
+
+    An ``AirflowFailException`` too: a retry would meet the same answer. ``fields`` lists them.
+    """
+
+    def __init__(self, message: str, *, fields: list[str] | None = None):
+        self.fields = list(fields or [])
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_rebuild_schema_change, (self.message, self.fields))
+
+
+def _rebuild_schema_change(message: str, fields: list[str]) -> EngageLabSchemaChangeError:
+    return EngageLabSchemaChangeError(message, fields=fields)
+
+
 class EngageLabBadRequestError(EngageLabError):
     """The API rejected the request parameters (HTTP 400: codes 40001, 40002, 50217, ...)."""
 

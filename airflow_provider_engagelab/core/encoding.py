@@ -33,12 +33,16 @@ from airflow_provider_engagelab.exceptions import EngageLabValidationError
 PARQUET_INSTALL_HINT = "pip install 'airflow-provider-engagelab[parquet]'"
 
 _JSON = msgspec.json.Encoder()
-_astuple = msgspec.structs.astuple
 _is_float = float.__instancecheck__
 
 #: A getter per column (``COLUMNS`` order) of the typed records of each stats type.
 RECORD_GETTERS: dict[StatsType, list[Callable[[Any], Any]]] = {
     stype: [attrgetter(name) for name in columns] for stype, columns in COLUMNS.items()
+}
+
+#: The ``COLUMNS`` values of a typed record as a tuple (fields the contract does not name left out).
+COLUMN_TUPLE: dict[StatsType, Callable[[Any], tuple[Any, ...]]] = {
+    stype: attrgetter(*columns) for stype, columns in COLUMNS.items()
 }
 
 #: The number field of each stats type, if any (its floats decide the CSV fast path).
@@ -122,7 +126,7 @@ def csv_records(stats_type: StatsType, records: Sequence[Any]) -> bytes:
     """
     if not records:
         return b""
-    tuples = list(map(_astuple, records))
+    tuples = list(map(COLUMN_TUPLE[stats_type], records))
     data = _JSON.encode_lines(tuples)
     number = _NUMBER_FIELD[stats_type]
     commas = len(records) * (len(COLUMNS[stats_type]) - 1)

@@ -13,6 +13,10 @@ OUTPUT_FORMATS: dict[str, str] = {"jsonl": "jsonl", "csv": "csv", "parquet": "pa
 #: What a per-journey ``error_code`` does: fail the task, warn and go on, or go on quietly.
 ERROR_POLICIES: tuple[str, ...] = ("fail", "warn", "skip")
 
+#: What a detail field the contract does not name does: warn and write the known columns, fail
+#: before anything is written, or keep it as an extra column.
+SCHEMA_POLICIES: tuple[str, ...] = ("warn", "fail", "keep")
+
 #: Default cap of rows returned through XCom (the metadata database stores them).
 DEFAULT_MAX_XCOM_ROWS = 10_000
 
@@ -31,6 +35,11 @@ def parse_output_format(value: Any, param: str = "output_format") -> str:
 def parse_error_policy(value: Any, param: str = "on_journey_error") -> str:
     """Accept ``fail``, ``warn`` or ``skip`` (any case)."""
     return parse_choice(value, ERROR_POLICIES, param)
+
+
+def parse_schema_policy(value: Any, param: str = "on_schema_change") -> str:
+    """Accept ``warn``, ``fail`` or ``keep`` (any case)."""
+    return parse_choice(value, SCHEMA_POLICIES, param)
 
 
 def parse_positive_int(value: Any, param: str) -> int:

@@ -1,70 +1,88 @@
-"""Response parsing: the envelope, error-code mapping, per-journey errors and flat rows."""
+"""Response parsing: one typed decoder for every answer, error-code mapping, journey errors.
+
+A 2xx answer is decoded by msgspec straight into typed records, one ``msgspec.Struct`` per
+detail row whose fields are the flat row's columns (``COLUMNS``); types are checked in C while
+decoding. The entries' bookkeeping (requested, answered and malformed journeys), the units
+and the time window are then checked once, here. A field the contract does not name does not
+leave this path: the first answer that carries it teaches the decoder a record type with that
+field (typed ``Any``, absent rows ``UNSET``), which decodes the next answers in one pass
+(:attr:`ParsedResponse.extra_fields` says which such fields an answer had). When msgspec
+refuses an answer, :mod:`.wording` turns its error path into a message naming the journey and
+the field. Pure: no Airflow imports.
+"""
 
 from __future__ import annotations
 
 import functools
 import itertools
-import json
-import math
 import re
-from dataclasses import dataclass
+import threading
 from datetime import date, timedelta
 from operator import attrgetter
 from typing import Any
 
 import msgspec
 
-from airflow_provider_engagelab.core.contract import CODE_CLASSES as _CODE_CLASSES
 from airflow_provider_engagelab.core.contract import CODE_MEANINGS, COLUMNS, DETAIL_FIELDS
 from airflow_provider_engagelab.core.contract import INT as _INT
 from airflow_provider_engagelab.core.contract import NUMBER as _NUM
 from airflow_provider_engagelab.core.contract import STR as _STR
 from airflow_provider_engagelab.core.planning import PlannedCall
 from airflow_provider_engagelab.core.query import StatsType, TimeUnit
-from airflow_provider_engagelab.exceptions import (
-    EngageLabAuthError,
-    EngageLabBadRequestError,
-    EngageLabError,
-    EngageLabRateLimitError,
-    EngageLabResponseError,
-    EngageLabServerError,
-)
+from airflow_provider_engagelab.core.records import JourneyError, ParsedResponse
+from airflow_provider_engagelab.core.wording import bad_response, envelope_error, error_for, word_refusal
+from airflow_provider_engagelab.exceptions import EngageLabResponseError
 
-__all__ = ["CODE_MEANINGS", "COLUMNS", "DETAIL_FIELDS", "JourneyError", "ParsedResponse", "parse_response"]
+__all__ = [
+    "CODE_MEANINGS", "COLUMNS", "DETAIL_FIELDS", "JourneyError", "ParsedResponse", "error_for",
+    "parse_response",
+]
 
 _KIND_TYPES: dict[str, Any] = {_INT: int, _STR: str, _NUM: int | float}
 
+#: The most fields the contract does not name that one stats type's answers may add.
+MAX_EXTRA_FIELDS = 32
 
-def _record_type(stats_type: StatsType, time_unit: TimeUnit) -> type[msgspec.Struct]:
-    """The typed record one detail row decodes into on the fast path.
+_BOM = b"\xef\xbb\xbf"
+_UNKNOWN_FIELD = re.compile(
+    r"^Object contains unknown field `([^`]+)` - at `\$\.data\[\d+\]\.detail\[\d+\]`$"
+)
 
-    Its fields are the flat row's columns (``COLUMNS`` order): ``journey_id`` (set from the
-    entry after decoding), ``time_unit`` (the call's unit by default) and the detail fields with
-    their JSON types. msgspec checks the types in C while decoding (``int`` refuses booleans and
-    floats, a ``number`` takes an int or a float); a missing field, a wrong type, ``null`` or a
-    field the contract does not name makes the whole body take the field-by-field path.
+
+@functools.lru_cache(maxsize=256)
+def _record_type(stats_type: StatsType, time_unit: TimeUnit, extras: tuple[str, ...]) -> type[msgspec.Struct]:
+    """The typed record of one detail row: ``COLUMNS`` then ``extras``.
+
+    ``journey_id`` is set from the entry after decoding (a row may repeat it), ``time_unit``
+    defaults to the call's unit; every field the contract names is required, with its JSON
+    type (``int`` refuses booleans and floats; a ``number`` takes an int or a float). Any other
+    field fails the decoding, unless it is one of ``extras`` (typed ``Any``, ``UNSET`` when a
+    row lacks it).
     """
     fields: list[tuple[str, Any, Any]] = [
         ("journey_id", int | msgspec.UnsetType, msgspec.UNSET),
         ("time_unit", str, time_unit.value),
     ]
     fields += [(name, _KIND_TYPES[kind], msgspec.NODEFAULT) for name, kind in DETAIL_FIELDS[stats_type]]
+    fields += [(name, Any, msgspec.UNSET) for name in extras]
+    suffix = f"With{len(extras)}Extras" if extras else ""
     return msgspec.defstruct(
-        f"{stats_type.value.title()}{time_unit.value.title()}Record",
+        f"{stats_type.value.title()}{time_unit.value.title()}Record{suffix}",
         fields,
         kw_only=True,
         forbid_unknown_fields=True,
         gc=False,
         module=__name__,
+        namespace={"record_kind": (stats_type, time_unit), "extra_fields": extras},
     )
 
 
-def _envelope_decoder(record: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
-    """A decoder of a whole answer with a ``data`` list whose detail rows are ``record``s.
+def _answer_decoder(record: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
+    """A decoder of a whole answer whose detail rows are ``record``s.
 
-    Fields of the envelope and of the entries that the contract does not name are ignored, as
-    on the field-by-field path; anything else (a refusal without ``data``, a wrong type) fails
-    and is left to that path. A decoder is immutable and may be shared by threads.
+    Fields of the envelope and of the entries that the contract does not name are ignored;
+    ``data`` may be absent (a refusal: ``{"code": 50217, "message": ...}``). A decoder is
+    immutable and thread-safe (msgspec >= 0.16).
     """
     entry = msgspec.defstruct(
         f"{record.__name__}Entry",
@@ -79,156 +97,45 @@ def _envelope_decoder(record: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]
     )
     answer = msgspec.defstruct(
         f"{record.__name__}Answer",
-        [("code", int), ("data", list[entry])],  # type: ignore[valid-type]
+        [("code", int), ("message", Any, ""), ("data", list[entry] | None, None)],  # type: ignore[valid-type]
         gc=False,
         module=__name__,
     )
     return msgspec.json.Decoder(answer)
 
 
-#: The typed record of each (stats type, time unit): what ``ParsedResponse.records`` holds.
+@functools.lru_cache(maxsize=256)
+def _decoder(
+    stats_type: StatsType, time_unit: TimeUnit, extras: tuple[str, ...]
+) -> msgspec.json.Decoder[Any]:
+    return _answer_decoder(_record_type(stats_type, time_unit, extras))
+
+
+#: The typed record of each (stats type, time unit) for answers in the contract's shape.
+#: Every record type (with extras too) has the class attributes ``record_kind`` (its stats type
+#: and unit) and ``extra_fields``.
 RECORD_TYPES: dict[tuple[StatsType, TimeUnit], type[msgspec.Struct]] = {
-    (stype, unit): _record_type(stype, unit) for stype in StatsType for unit in TimeUnit
+    (stype, unit): _record_type(stype, unit, ()) for stype in StatsType for unit in TimeUnit
 }
-_DECODERS = {key: _envelope_decoder(record) for key, record in RECORD_TYPES.items()}
+
+#: The extra fields last seen per (stats type, time unit): the next answer tries them first.
+_known_extras: dict[tuple[StatsType, TimeUnit], tuple[str, ...]] = {}
+_known_lock = threading.Lock()
+
 _RECORD_IDENTITY = attrgetter("journey_id", "time_unit")
 _RECORD_TIME = attrgetter("time")
 _chain = itertools.chain.from_iterable
 
-# The hook parses in several threads: msgspec's functions and its Encoder/Decoder methods are
-# thread-safe since msgspec 0.16 (msgspec/msgspec#402); setup.cfg requires >= 0.18.
-_msgspec_decode = msgspec.json.decode
-
-
-def _loads(body: bytes) -> Any:
-    """``json.loads``, through msgspec's faster decoder when it accepts the body.
-
-    msgspec refuses what it does not take exactly like the standard library (NaN and Infinity
-    literals, out-of-range numbers, lone surrogates, a UTF-8 BOM, other encodings...); those
-    bodies go to ``json.loads``, so their outcome and messages stay those of the stdlib.
-    """
-    try:
-        return _msgspec_decode(body)
-    except (msgspec.DecodeError, ValueError):
-        return json.loads(body)
-
 
 @functools.lru_cache(maxsize=64)
 def _bucket_times(unit: TimeUnit, start: date, end: date) -> frozenset[str]:
-    """Every ``time`` of ``unit`` buckets from ``start`` to ``end``: the fast path's check.
-
-    A subset of what ``_TIME_RE`` and the window check accept; other values take the slow path.
-    """
+    """Every ``time`` of ``unit`` buckets from ``start`` to ``end`` (what a row may carry)."""
     if not 0 <= (end - start).days <= 366:
         return frozenset()
     days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
     if unit is TimeUnit.DAY:
         return frozenset(days)
     return frozenset(f"{day} {hour:02d}" for day in days for hour in range(24))
-
-
-_TIME_RE = {
-    TimeUnit.DAY: re.compile(r"^\d{4}-\d{2}-\d{2}$"),
-    TimeUnit.HOUR: re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}$"),
-}
-
-
-@dataclass(frozen=True)
-class JourneyError:
-    """A journey the API could not report on, inside a successful call."""
-
-    journey_id: int
-    error_code: int
-
-    @property
-    def meaning(self) -> str:
-        """What the code means."""
-        return CODE_MEANINGS.get(self.error_code, "unknown error code")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-safe form for XCom and logs."""
-        return {"journey_id": self.journey_id, "error_code": self.error_code, "meaning": self.meaning}
-
-
-class ParsedResponse:
-    """Rows and per-journey errors of one successful call.
-
-    The rows are held either as typed records (``records``: instances of the
-    :data:`RECORD_TYPES` entry of the call, fields in ``COLUMNS`` order; what the fast path
-    produces and what the sinks write without building dicts) or as flat dicts. ``rows`` gives
-    flat dicts either way, keys in ``COLUMNS`` order followed by any field the contract does
-    not name.
-
-    :param rows: flat rows (the field-by-field path).
-    :param errors: per-journey errors of the call.
-    :param records: typed records (the fast path); ``rows`` is then built on first access.
-    :param call: the request this answers (its journeys and window).
-    :param ok_journeys: the journeys the call answered with ``error_code`` 0: the ones whose
-        statistics over the call's window are complete in ``rows`` (possibly none of them).
-    """
-
-    __slots__ = ("_rows", "call", "errors", "ok_journeys", "records")
-
-    def __init__(
-        self,
-        rows: list[dict[str, Any]] | None = None,
-        errors: list[JourneyError] | None = None,
-        *,
-        records: list[msgspec.Struct] | None = None,
-        call: PlannedCall | None = None,
-        ok_journeys: frozenset[int] = frozenset(),
-    ) -> None:
-        self._rows = rows if rows is not None or records is not None else []
-        self.errors: list[JourneyError] = errors if errors is not None else []
-        self.records = records
-        self.call = call
-        self.ok_journeys = ok_journeys
-
-    @property
-    def rows(self) -> list[dict[str, Any]]:
-        """Every row as a flat dict (built from ``records`` on first access)."""
-        if self._rows is None:
-            self._rows = msgspec.to_builtins(self.records)
-        return self._rows
-
-    @property
-    def row_count(self) -> int:
-        """Number of rows (without building dicts)."""
-        return len(self.records) if self.records is not None else len(self.rows)
-
-    def __repr__(self) -> str:
-        return f"ParsedResponse(rows={self.row_count}, errors={self.errors!r})"
-
-
-def error_for(
-    code: int | None, message: str, status: int | None, *, retry_after: float | None = None
-) -> EngageLabError:
-    """Map an API ``code`` (or, without one, the HTTP status) to its exception."""
-    cls: type[EngageLabError]
-    if code is not None and code in _CODE_CLASSES:
-        cls = _CODE_CLASSES[code]
-    elif status == 401:
-        cls = EngageLabAuthError
-    elif status == 429:
-        cls = EngageLabRateLimitError
-    elif status is not None and status >= 500:
-        cls = EngageLabServerError
-    elif status is not None and 400 <= status < 500:
-        cls = EngageLabBadRequestError
-    else:
-        cls = EngageLabResponseError
-    meaning = CODE_MEANINGS.get(code) if code is not None else None
-    text = message if not meaning or meaning.lower().startswith(message.lower().rstrip(".")) else (
-        f"{message} ({meaning})"
-    )
-    err = cls(text or meaning or "request failed", code=code, status=status)
-    err.retry_after = retry_after
-    return err
-
-
-def _snippet(body: bytes) -> str:
-    text = body[:200].decode("utf-8", "replace")
-    return " ".join(text.split()) or "<empty body>"
 
 
 def parse_response(
@@ -238,7 +145,7 @@ def parse_response(
     *,
     retry_after: float | None = None,
 ) -> ParsedResponse:
-    """Turn one HTTP answer into rows and journey errors, or raise the mapped error.
+    """Turn one HTTP answer into typed records and journey errors, or raise the mapped error.
 
     :param call: the request this answers (for the checks that rows belong to it).
     :param status: the HTTP status code.
@@ -251,53 +158,49 @@ def parse_response(
             "so the credentials never go to another host; check the connection's host",
             status=status,
         )
-    if 200 <= status < 300 and body:
-        fast = _parse_fast(call, body)
-        if fast is not None:
-            return fast
-    try:
-        payload = _loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
-        payload = None
-    if not isinstance(payload, dict) or not isinstance(payload.get("code"), int):
-        if status in (401, 429) or status >= 500 or 400 <= status < 500:
-            raise error_for(None, f"non-JSON error response: {_snippet(body)}", status,
-                            retry_after=retry_after)
-        # A 200 (or other 2xx/3xx) without a valid envelope: truncated or replaced by a
-        # proxy on the way. A retry can help.
-        raise EngageLabResponseError(
-            f"invalid response from {call.endpoint}: expected a JSON envelope with an integer "
-            f"'code', got: {_snippet(body)}",
-            status=status,
-            retryable=True,
-        )
-    code = payload["code"]
-    message = str(payload.get("message") or "")
-    if code != 0 or status >= 400:
-        if code == 0:
-            code = None  # an HTTP error with a success code: trust the HTTP status
-        raise error_for(code, message, status, retry_after=retry_after)
     if not 200 <= status < 300:
-        raise EngageLabResponseError(f"unexpected HTTP {status} from {call.endpoint}", status=status)
-    return _parse_data(call, payload.get("data"), status)
-
-
-def _parse_fast(call: PlannedCall, body: bytes) -> ParsedResponse | None:
-    """The typed fast path of :func:`parse_response` for a 2xx answer, or ``None``.
-
-    msgspec decodes the body straight into typed records (types checked in C); the window of
-    every ``time`` and the identity of every entry are checked here at C level. Anything
-    unusual (a refusal, a type or field the contract does not allow, a time outside the
-    window, a journey not asked for, a detail row naming its own journey or unit) returns
-    ``None``: the field-by-field path then decides, with its messages. Both paths give the
-    same rows for the bodies this one accepts.
-    """
-    try:
-        answer = _DECODERS[call.stats_type, call.time_unit].decode(body)
-    except (msgspec.DecodeError, ValueError):
-        return None
+        code, message = envelope_error(call, status, body)
+        raise error_for(code, message, status, retry_after=retry_after)
+    if body.startswith(_BOM):
+        body = body[len(_BOM):]
+    answer, extras = _decode(call, status, body)
     if answer.code != 0:
-        return None
+        raise error_for(answer.code, str(answer.message or ""), status, retry_after=retry_after)
+    return _collect(call, status, answer, extras)
+
+
+def _decode(call: PlannedCall, status: int, body: bytes) -> tuple[Any, tuple[str, ...]]:
+    """Decode a 2xx body with the record type of its fields; learn new fields on the way."""
+    key = (call.stats_type, call.time_unit)
+    extras = _known_extras.get(key, ())
+    while True:
+        try:
+            answer = _decoder(call.stats_type, call.time_unit, extras).decode(body)
+        except msgspec.ValidationError as exc:
+            found = _UNKNOWN_FIELD.match(str(exc))
+            if found is None:
+                raise word_refusal(call, status, body, exc) from None
+            if len(extras) >= MAX_EXTRA_FIELDS:
+                raise bad_response(
+                    call, status, f"more than {MAX_EXTRA_FIELDS} detail fields the contract does not name "
+                    f"({', '.join(extras[:5])}, ...)",
+                ) from None
+            extras = (*extras, found.group(1))
+            continue
+        except msgspec.DecodeError as exc:
+            raise word_refusal(call, status, body, exc) from None
+        if extras:
+            with _known_lock:
+                known = _known_extras.get(key, ())
+                if len(extras) > len(known):
+                    _known_extras[key] = extras
+        return answer, extras
+
+
+def _collect(call: PlannedCall, status: int, answer: Any, extras: tuple[str, ...]) -> ParsedResponse:
+    """The checks of a decoded answer, once; its records, journey errors and journeys."""
+    if answer.data is None:
+        raise bad_response(call, status, "'data' is not a list")
     unit = call.time_unit.value
     requested = set(call.journey_ids)
     answered: set[int] = set()
@@ -308,135 +211,66 @@ def _parse_fast(call: PlannedCall, body: bytes) -> ParsedResponse | None:
         jid = entry.journey_id
         if jid == -1:
             malformed += 1
-        elif jid not in requested or jid in answered:
-            return None
+        elif jid not in requested:
+            raise bad_response(call, status, f"journey {jid} was not requested")
+        elif jid in answered:
+            raise bad_response(call, status, f"journey {jid} is answered twice")
         else:
             answered.add(jid)
         if entry.error_code != 0:
             errors.append(JourneyError(jid, entry.error_code))
-        elif entry.detail is None or (entry.time_unit is not msgspec.UNSET and entry.time_unit != unit):
-            return None
-        else:
-            good.append(entry)
-    if sum(1 for j in call.journey_ids if j not in answered) > malformed:
-        return None
+            continue
+        if jid == -1:
+            raise bad_response(call, status, "an entry with journey_id -1 (malformed) has error_code 0")
+        if entry.time_unit is not msgspec.UNSET and entry.time_unit != unit:
+            raise bad_response(call, status, f"journey {jid} has time_unit {entry.time_unit!r}, asked {unit}")
+        if entry.detail is None:
+            raise bad_response(call, status, f"journey {jid}: 'detail' must be a list, got None")
+        good.append(entry)
+    missing = [j for j in call.journey_ids if j not in answered]
+    if len(missing) > malformed:
+        shown = ", ".join(str(j) for j in missing[:10])
+        raise bad_response(call, status, f"no entry for requested journey(s) {shown}")
     records = list(_chain(entry.detail for entry in good))
     if not _bucket_times(call.time_unit, call.start, call.end).issuperset(map(_RECORD_TIME, records)):
-        return None
+        _refuse_time(call, status, good)
     if set(map(_RECORD_IDENTITY, records)) - {(msgspec.UNSET, unit)}:
-        return None  # a detail row carrying journey_id or another time_unit
+        _check_identity(call, status, good)
     for entry in good:
         jid = entry.journey_id
         for record in entry.detail:
             record.journey_id = jid
-    ok = frozenset(entry.journey_id for entry in good) - {-1}
-    return ParsedResponse(records=records, errors=errors, call=call, ok_journeys=ok)
+    present = tuple(
+        name for name in extras
+        if any(value is not msgspec.UNSET for value in map(attrgetter(name), records))
+    )
+    return ParsedResponse(
+        records=records, errors=errors, call=call,
+        ok_journeys=frozenset(entry.journey_id for entry in good), extra_fields=present,
+    )
 
 
-def _bad(call: PlannedCall, status: int, what: str) -> EngageLabResponseError:
-    return EngageLabResponseError(f"invalid response for {call.describe()}: {what}", status=status)
+def _refuse_time(call: PlannedCall, status: int, good: list[Any]) -> None:
+    times = _bucket_times(call.time_unit, call.start, call.end)
+    for entry in good:
+        for record in entry.detail:
+            if record.time not in times:
+                raise bad_response(
+                    call, status,
+                    f"journey {entry.journey_id}: time {record.time!r} is not a {call.time_unit.value} "
+                    f"bucket in {call.start.isoformat()}..{call.end.isoformat()}",
+                )
 
 
-def _parse_data(call: PlannedCall, data: Any, status: int) -> ParsedResponse:
-    if not isinstance(data, list):
-        raise _bad(call, status, "'data' is not a list")
-    result = ParsedResponse(call=call)
-    ok: set[int] = set()
-    requested = set(call.journey_ids)
-    answered: set[int] = set()
-    malformed = 0
-    fields = DETAIL_FIELDS[call.stats_type]
+def _check_identity(call: PlannedCall, status: int, good: list[Any]) -> None:
+    """A detail row may repeat its entry's ``journey_id`` and ``time_unit``, not contradict them."""
     unit = call.time_unit.value
-    time_re = _TIME_RE[call.time_unit]
-    first, last = call.start.isoformat(), call.end.isoformat()
-    for entry in data:
-        if not isinstance(entry, dict):
-            raise _bad(call, status, "an entry of 'data' is not an object")
-        jid = entry.get("journey_id")
-        error_code = entry.get("error_code", 0)
-        if type(jid) is not int or type(error_code) is not int:
-            raise _bad(call, status, f"entry with journey_id={jid!r} error_code={error_code!r}")
-        if jid == -1:
-            malformed += 1
-        elif jid not in requested:
-            raise _bad(call, status, f"journey {jid} was not requested")
-        elif jid in answered:
-            raise _bad(call, status, f"journey {jid} is answered twice")
-        else:
-            answered.add(jid)
-        if error_code != 0:
-            result.errors.append(JourneyError(jid, error_code))
-            continue
-        if jid != -1:
-            ok.add(jid)
-        entry_unit = entry.get("time_unit", unit)
-        if entry_unit != unit:
-            raise _bad(call, status, f"journey {jid} has time_unit {entry_unit!r}, asked {unit}")
-        detail = entry.get("detail")
-        if not isinstance(detail, list):
-            # A successful journey without its rows would silently lose data.
-            raise _bad(call, status, f"journey {jid}: 'detail' must be a list, got {detail!r}")
-        append = result.rows.append
-        for row in detail:
-            append(_flatten(call, status, jid, unit, row, fields, time_re, first, last))
-    missing = [j for j in call.journey_ids if j not in answered]
-    if len(missing) > malformed:
-        shown = ", ".join(str(j) for j in missing[:10])
-        raise _bad(call, status, f"no entry for requested journey(s) {shown}")
-    result.ok_journeys = frozenset(ok)
-    return result
-
-
-def _flatten(
-    call: PlannedCall,
-    status: int,
-    jid: int,
-    unit: str,
-    row: Any,
-    fields: tuple[tuple[str, str], ...],
-    time_re: re.Pattern[str],
-    first: str,
-    last: str,
-) -> dict[str, Any]:
-    if not isinstance(row, dict):
-        raise _bad(call, status, f"journey {jid}: a detail row is not an object")
-    for name, kind in fields:
-        value = row.get(name)
-        vtype = type(value)
-        if kind == _INT:
-            ok = vtype is int
-        elif kind == _NUM:
-            ok = vtype is int or (vtype is float and math.isfinite(value))  # type: ignore[arg-type]
-        else:
-            ok = vtype is str
-        if not ok:
-            got = "missing" if name not in row else f"{value!r} ({vtype.__name__})"
-            raise _bad(call, status, f"journey {jid}: detail field {name!r} must be {kind}, got {got}")
-    t = row["time"]
-    if not time_re.match(t) or not first <= t[:10] <= last:
-        raise _bad(call, status, f"journey {jid}: time {t!r} is not a {unit} bucket in {first}..{last}")
-    flat: dict[str, Any] = {"journey_id": jid, "time_unit": unit}
-    for name, _ in fields:
-        flat[name] = row[name]
-    if len(row) != len(fields):
-        _add_extras(call, status, flat, row)
-    return flat
-
-
-_IDENTITY = frozenset({"journey_id", "time_unit"})
-
-
-def _add_extras(call: PlannedCall, status: int, flat: dict[str, Any], row: dict[str, Any]) -> None:
-    """Append the fields of ``row`` the contract does not name to ``flat`` (in row order).
-
-    A detail row may repeat its entry's ``journey_id`` or ``time_unit``; a different value
-    would make the row ambiguous, so the answer is refused.
-    """
-    for key, value in row.items():
-        if key not in flat:
-            flat[key] = value
-        elif key in _IDENTITY and (type(value) is not type(flat[key]) or value != flat[key]):
-            raise _bad(
-                call, status,
-                f"journey {flat['journey_id']}: a detail row has {key}={value!r}, its entry {flat[key]!r}",
-            )
+    for entry in good:
+        for record in entry.detail:
+            for key, own in (("journey_id", entry.journey_id), ("time_unit", unit)):
+                value = getattr(record, key)
+                if value is not msgspec.UNSET and (type(value) is not type(own) or value != own):
+                    raise bad_response(
+                        call, status, f"journey {entry.journey_id}: a detail row has {key}={value!r}, "
+                        f"its entry {own!r}",
+                    )

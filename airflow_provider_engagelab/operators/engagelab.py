@@ -23,6 +23,7 @@ from airflow_provider_engagelab.core.options import (
     parse_error_policy,
     parse_max_xcom_rows,
     parse_output_format,
+    parse_schema_policy,
     parse_seconds,
 )
 from airflow_provider_engagelab.core.query import (
@@ -34,6 +35,7 @@ from airflow_provider_engagelab.core.query import (
     parse_time_unit,
 )
 from airflow_provider_engagelab.core.report import journey_error_report, journey_errors_exception
+from airflow_provider_engagelab.core.schema_changes import SchemaChanges
 from airflow_provider_engagelab.core.window import apply_lookback
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
 
@@ -72,6 +74,8 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
         parse_output_format(params["output_format"])
     if "on_journey_error" in params:
         parse_error_policy(params["on_journey_error"])
+    if "on_schema_change" in params:
+        parse_schema_policy(params["on_schema_change"])
     # not template fields: their values are final here (expand() values are checked per instance)
     if "max_xcom_rows" in params:
         parse_max_xcom_rows(params["max_xcom_rows"])
@@ -134,6 +138,10 @@ class EngageLabStatsOperator(BaseOperator):
     :param on_journey_error: what a per-journey ``error_code`` does: ``"fail"`` (fail listing
         every failed journey, write nothing), ``"warn"`` (log a warning per journey, keep the
         others) or ``"skip"`` (as ``warn``, logged at debug level only).
+    :param on_schema_change: what a detail field the contract does not name does: ``"warn"``
+        (log it once, record it in the summary, write the known columns), ``"fail"`` (fail
+        before anything is written, naming the fields) or ``"keep"`` (write it too: JSON lines
+        as they come, CSV and Parquet as extra columns after the contract's).
     :param max_xcom_rows: with ``output_path=None``, fail (before pushing anything) when the
         result has more rows than this.
     :param commit_lease_seconds: lease of the per-partition commit lock (files output): a task
@@ -164,6 +172,7 @@ class EngageLabStatsOperator(BaseOperator):
         output_conn_id: str | None = None,
         output_format: str = "jsonl",
         on_journey_error: str = "fail",
+        on_schema_change: str = "warn",
         max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
         commit_lease_seconds: float = DEFAULT_COMMIT_LEASE_SECONDS,
         commit_wait_seconds: float = DEFAULT_COMMIT_WAIT_SECONDS,
@@ -178,6 +187,7 @@ class EngageLabStatsOperator(BaseOperator):
             "output_path": output_path,
             "output_format": output_format,
             "on_journey_error": on_journey_error,
+            "on_schema_change": on_schema_change,
             "max_xcom_rows": max_xcom_rows,
             "commit_lease_seconds": commit_lease_seconds,
             "commit_wait_seconds": commit_wait_seconds,
@@ -195,6 +205,7 @@ class EngageLabStatsOperator(BaseOperator):
         self.output_conn_id = output_conn_id
         self.output_format = parse_output_format(output_format)
         self.on_journey_error = parse_error_policy(on_journey_error)
+        self.on_schema_change = parse_schema_policy(on_schema_change)
         self.max_xcom_rows = max_xcom_rows
         self.commit_lease_seconds = commit_lease_seconds
         self.commit_wait_seconds = commit_wait_seconds
@@ -288,8 +299,11 @@ class EngageLabStatsOperator(BaseOperator):
         stream = hook.iter_stats(
             query.stats_type.value, query.journey_ids, query.time_unit.value, query.start, query.end
         )
+        changes = SchemaChanges(self.on_schema_change, query.stats_type.value)
         try:
             for parsed in stream.responses():
+                for new in changes.apply(parsed):
+                    self._log_new_field(new)
                 sink.stage(parsed)
             report = self._check_journey_errors(stream)
             result = sink.commit()
@@ -298,7 +312,17 @@ class EngageLabStatsOperator(BaseOperator):
         if root is None:
             self.log.info("Returning %d row(s) through XCom (%d call(s))", len(result), stream.calls_done)
             return result
-        return self._summary(context, query, stream, root, result, report)
+        return self._summary(context, query, stream, root, result, report, changes)
+
+    def _log_new_field(self, new: dict[str, Any]) -> None:
+        how = "written too" if self.on_schema_change == "keep" else "left out; the known columns are written"
+        log = self.log.warning if self.on_schema_change == "warn" else self.log.info
+        log(
+            "The API answered %s statistics with the field %r, which the contract does not name "
+            "(first in journey %s, time %r): %s (on_schema_change=%r)",
+            self.stats_type, new["field"], new.get("journey_id"), new.get("time"), how,
+            self.on_schema_change,
+        )
 
     def _open_sink(self, query: StatsQuery, root: str | None) -> Sink:
         """The sink of this task's output (an XCom list, or partitioned files under ``root``)."""
@@ -315,6 +339,7 @@ class EngageLabStatsOperator(BaseOperator):
         return FileSink(
             self._store(root), query, self.output_format,
             lease_seconds=self.commit_lease_seconds, wait_seconds=self.commit_wait_seconds,
+            keep_extra_fields=self.on_schema_change == "keep",
         )
 
     def _store(self, root: str) -> Store:
@@ -363,6 +388,7 @@ class EngageLabStatsOperator(BaseOperator):
         root: str,
         result: dict[str, Any],
         report: list[dict[str, Any]],
+        changes: SchemaChanges,
     ) -> dict[str, Any]:
         files = result["files"]
         self.log.info(
@@ -384,6 +410,7 @@ class EngageLabStatsOperator(BaseOperator):
             "calls": stream.calls_done,
             "requests": stream.requests,
             "journey_errors": report,
+            "schema_changes": changes.report(),
         }
         self._emit_asset_event(context, root, summary)
         return summary
@@ -400,6 +427,8 @@ class EngageLabStatsOperator(BaseOperator):
             "files": len(summary["files"]),
             "total_rows": summary["total_rows"],
         }
+        if summary["schema_changes"]:
+            extra["new_fields"] = [item["field"] for item in summary["schema_changes"]]
         alias = self.asset_alias_name
         asset = Asset(uri)
         for outlet in self.outlets or []:

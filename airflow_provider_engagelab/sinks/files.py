@@ -38,6 +38,8 @@ class FileSink:
     :param lease_seconds: lease of a partition's commit lock.
     :param wait_seconds: how long to wait for other tasks' commits of a partition.
     :param staging_dir: parent of the local staging directory (default: the system temp).
+    :param keep_extra_fields: write the fields the contract does not name too
+        (``on_schema_change='keep'``).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class FileSink:
         lease_seconds: float,
         wait_seconds: float,
         staging_dir: str | None = None,
+        keep_extra_fields: bool = False,
     ) -> None:
         self.store = store
         self.query = query
@@ -58,7 +61,7 @@ class FileSink:
         self.staging_dir = staging_dir
         self._stager = PartitionStager(
             query.stats_type, query.time_unit, query.start, query.end, output_format,
-            staging_dir=staging_dir,
+            staging_dir=staging_dir, keep_extra_fields=keep_extra_fields,
         )
         self._fetched: dict[date, set[int]] = defaultdict(set)
 

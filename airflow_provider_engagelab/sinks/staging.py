@@ -22,9 +22,10 @@ from typing import IO, Any
 from airflow_provider_engagelab.core import encoding
 from airflow_provider_engagelab.core.layout import window_dates
 from airflow_provider_engagelab.core.options import parse_output_format
-from airflow_provider_engagelab.core.parsing import RECORD_TYPES, ParsedResponse
 from airflow_provider_engagelab.core.query import StatsType, TimeUnit, parse_stats_type, parse_time_unit
+from airflow_provider_engagelab.core.records import ParsedResponse
 from airflow_provider_engagelab.exceptions import EngageLabResponseError, EngageLabValidationError
+from airflow_provider_engagelab.sinks import keep
 
 #: How many staged files a :class:`PartitionStager` keeps open at once.
 MAX_OPEN_FILES = 32
@@ -64,6 +65,9 @@ class PartitionStager:
     :param last: last date of the window (inclusive).
     :param output_format: ``jsonl``, ``csv`` or ``parquet``.
     :param staging_dir: parent directory of the staging directory (default: the system temp).
+    :param keep_extra_fields: write the fields the contract does not name too
+        (``on_schema_change='keep'``): CSV and Parquet then stage JSON lines and get the new
+        fields as extra columns at :meth:`finish` (see :mod:`.keep`).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class PartitionStager:
         *,
         staging_dir: str | None = None,
         max_open_files: int = MAX_OPEN_FILES,
+        keep_extra_fields: bool = False,
     ) -> None:
         if last < first:
             raise EngageLabValidationError(
@@ -92,6 +97,9 @@ class PartitionStager:
         self._max_open = max(1, max_open_files)
         self._rows: dict[str, int] = {}
         self._finished = False
+        #: CSV/Parquet under on_schema_change='keep': staged as JSON lines, converted at finish
+        self._keep = keep_extra_fields and self.output_format in ("csv", "parquet")
+        self._extras: dict[str, None] = {}
 
     @property
     def directory(self) -> str:
@@ -103,8 +111,16 @@ class PartitionStager:
         """Rows staged so far."""
         return sum(self._rows.values())
 
+    @property
+    def extra_fields(self) -> list[str]:
+        """The fields the contract does not name that were staged (under ``keep``), in order met."""
+        return list(self._extras)
+
     def _stage_path(self, key: str) -> str:
-        ext = "arrows" if self.output_format == "parquet" else self.output_format
+        if self._keep:
+            ext = "keep.jsonl"
+        else:
+            ext = "arrows" if self.output_format == "parquet" else self.output_format
         return os.path.join(self._dir, f"{key}.{ext}")
 
     def _write(self, key: str, data: bytes, rows: int) -> None:
@@ -118,7 +134,7 @@ class PartitionStager:
             handle = self._open[key] = open(self._stage_path(key), "wb" if new else "ab")
             if new:
                 self._rows[key] = 0
-                if self.output_format == "csv":
+                if self.output_format == "csv" and not self._keep:
                     handle.write(encoding.csv_header(self.stats_type))
         else:
             self._open.move_to_end(key)
@@ -130,14 +146,17 @@ class PartitionStager:
             raise RuntimeError("rows cannot be added after finish()")
 
     def _encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> bytes:
-        if self.output_format == "jsonl":
+        if self._keep:
+            for name in keep.extra_keys(rows, self.stats_type):
+                self._extras.setdefault(name)
+        if self.output_format == "jsonl" or self._keep:
             return encoding.jsonl_rows(rows)
         if self.output_format == "csv":
             return encoding.csv_rows(self.stats_type, rows)
         return encoding.arrow_rows(self._schema, self.stats_type, rows)
 
     def _encode_records(self, records: Sequence[Any]) -> bytes:
-        if self.output_format == "jsonl":
+        if self.output_format == "jsonl" or self._keep:
             return encoding.jsonl_records(records)
         if self.output_format == "csv":
             return encoding.csv_records(self.stats_type, records)
@@ -184,9 +203,13 @@ class PartitionStager:
         building a dict per row, one write per date.
         """
         records = parsed.records
-        if not records or type(records[0]) is not RECORD_TYPES[self.stats_type, self.time_unit]:
+        kind = getattr(type(records[0]), "record_kind", None) if records else None
+        if records is None or kind != (self.stats_type, self.time_unit):
             return self.add_all(parsed.rows)
         self._check_open()
+        if self._keep:
+            for name in parsed.extra_fields:
+                self._extras.setdefault(name)
         times = map(_RECORD_TIME, records)
         keys = list(times if self.time_unit is TimeUnit.DAY else map(_DATE_OF, times))
         distinct = set(keys)
@@ -220,7 +243,14 @@ class PartitionStager:
             if not self._rows.get(key):
                 continue
             path = self._stage_path(key)
-            if self.output_format == "parquet":
+            if self._keep:
+                target = path[: -len(".keep.jsonl")] + f".{self.output_format}"
+                if self.output_format == "csv":
+                    keep.to_csv(path, target, self.stats_type, self.extra_fields)
+                else:
+                    keep.to_parquet(path, target, self.stats_type, self.extra_fields, PARQUET_BATCH_ROWS)
+                path = target
+            elif self.output_format == "parquet":
                 path = self._to_parquet(path)
             staged[day] = StagedFile(local_path=path, day=day, rows=self._rows[key])
         return staged
