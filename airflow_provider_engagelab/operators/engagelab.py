@@ -82,7 +82,7 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
     if "lookback_days" in params:
         _check_lookback(params["lookback_days"])
     if "commit_lease_seconds" in params:
-        parse_seconds(params["commit_lease_seconds"], "commit_lease_seconds", minimum=1, maximum=3600)
+        parse_seconds(params["commit_lease_seconds"], "commit_lease_seconds", minimum=5, maximum=3600)
     if "commit_wait_seconds" in params:
         parse_seconds(params["commit_wait_seconds"], "commit_wait_seconds", minimum=1, maximum=86400)
     value = params.get("time_unit")
@@ -146,7 +146,7 @@ class EngageLabStatsOperator(BaseOperator):
         result has more rows than this.
     :param commit_lease_seconds: lease of the per-partition commit lock (files output): a task
         that dies while committing delays the next commit of that partition by at most this
-        long. Renewed every third of it while a commit runs. Between 1 and 3600.
+        long. Renewed every third of it while a commit runs. Between 5 and 3600.
     :param commit_wait_seconds: how long a commit waits for other tasks' commits of the same
         partition before the task fails (and Airflow retries it). Between 1 and 86400.
     """
@@ -272,7 +272,7 @@ class EngageLabStatsOperator(BaseOperator):
     def _query(self, context: Context) -> StatsQuery:
         """Validate every parameter (no HTTP) and return the query, journey IDs sorted."""
         parse_max_xcom_rows(self.max_xcom_rows)
-        parse_seconds(self.commit_lease_seconds, "commit_lease_seconds", minimum=1, maximum=3600)
+        parse_seconds(self.commit_lease_seconds, "commit_lease_seconds", minimum=5, maximum=3600)
         parse_seconds(self.commit_wait_seconds, "commit_wait_seconds", minimum=1, maximum=86400)
         lookback = self.lookback_days
         _check_lookback(lookback)
