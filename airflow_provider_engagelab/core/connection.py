@@ -13,16 +13,18 @@ from airflow_provider_engagelab.core.settings import (
     check_credentials,
     parse_settings,
 )
+from airflow_provider_engagelab.core.transport import TransportSettings, parse_transport
 
 
 @dataclass(frozen=True)
 class ResolvedConnection:
-    """Validated base URL, credentials and tuning of one Connection."""
+    """Validated base URL, credentials, tuning and transport settings of one Connection."""
 
     base_url: str
     api_key: str
     api_secret: str = field(repr=False)
     settings: ConnectionSettings = field(default_factory=ConnectionSettings)
+    transport: TransportSettings = field(default_factory=TransportSettings)
 
     @property
     def basic_token(self) -> str:
@@ -43,4 +45,4 @@ def resolve_connection(
     """Validate the Connection's fields; errors name the field and the rule."""
     url = base_url(host, schema, port)
     key, secret = check_credentials(login, password)
-    return ResolvedConnection(url, key, secret, parse_settings(extra))
+    return ResolvedConnection(url, key, secret, parse_settings(extra), parse_transport(extra))

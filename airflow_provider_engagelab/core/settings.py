@@ -14,6 +14,7 @@ from airflow_provider_engagelab.core.defaults import (
     DEFAULT_MAX_RETRY_WAIT,
     DEFAULT_TIMEOUT,
 )
+from airflow_provider_engagelab.core.transport import TRANSPORT_KEYS
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
 
 #: Connection extras the provider reads itself (never sent as HTTP headers).
@@ -25,11 +26,9 @@ TUNING_KEYS = (
     "requests_per_second",
 )
 
-#: HttpHook's own transport extras (proxies, TLS), passed through to requests unchanged.
-TRANSPORT_KEYS = ("proxies", "proxy", "verify", "verify_ssl", "cert", "trust_env")
-
-#: Every extra key the connection accepts. Anything else is refused: HttpHook would send it
-#: as an HTTP header, which turns a typo such as ``max_retires`` into a silent no-op.
+#: Every extra key the connection accepts (transport keys: :mod:`core.transport`). Anything
+#: else is refused: HttpHook would send it as an HTTP header, which turns a typo such as
+#: ``max_retires`` into a silent no-op.
 ALLOWED_EXTRAS = frozenset(TUNING_KEYS + TRANSPORT_KEYS)
 
 

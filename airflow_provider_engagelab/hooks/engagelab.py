@@ -1,12 +1,16 @@
-"""Hooks for the EngageLab Marketing Automation journey statistics API."""
+"""The EngageLab hook over requests (providers-http's ``HttpHook``), and the async hook's name.
+
+Everything that is not HTTP is in :mod:`~airflow_provider_engagelab.hooks._base`, shared with
+:class:`EngageLabAsyncHook` (aiohttp, :mod:`~airflow_provider_engagelab.hooks._async`).
+"""
 
 from __future__ import annotations
 
-import re
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,47 +21,30 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_engagelab._provider_info import hook_form_widgets, hook_ui_field_behaviour
-from airflow_provider_engagelab.core.connection import ResolvedConnection, resolve_connection
-from airflow_provider_engagelab.core.defaults import DEFAULT_CONN_ID, DEFAULT_HOST
-from airflow_provider_engagelab.core.parsing import ParsedResponse, parse_response
-from airflow_provider_engagelab.core.planning import PlannedCall, plan_calls
-from airflow_provider_engagelab.core.query import StatsQuery, build_query
-from airflow_provider_engagelab.core.retry import (
-    Pacer,
-    budget_exhausted,
-    parse_retry_after,
-    retry_kwargs,
-)
+from airflow_provider_engagelab.core.connection import ResolvedConnection
+from airflow_provider_engagelab.core.parsing import ParsedResponse
+from airflow_provider_engagelab.core.planning import PlannedCall
 from airflow_provider_engagelab.core.settings import TUNING_KEYS
 from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.exceptions import (
     EngageLabAuthError,
     EngageLabError,
     EngageLabJourneyNotFoundError,
-    EngageLabTransportError,
+)
+from airflow_provider_engagelab.hooks._base import (
+    EngageLabHookBase,
+    attempts,
+    mask_credentials,
+    transport_error,
 )
 
 if TYPE_CHECKING:
     from airflow_provider_engagelab.hooks._async import EngageLabAsyncHook as EngageLabAsyncHook
 
-__all__ = ["EngageLabHook", "EngageLabAsyncHook"]
+__all__ = ["EngageLabHook", "EngageLabAsyncHook", "mask_credentials"]
 
-
-def mask_credentials(*secrets: str) -> None:
-    """Register values with Airflow's secrets masker (task and supervisor logs)."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # Airflow 3.0
-        from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-    for secret in secrets:
-        if secret:
-            mask_secret(secret)
-
-
-_ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
-
-
-_CONFIG_ERRORS = (
+#: URLs or headers requests refuses to send: a retry meets the same refusal.
+_REFUSED = (
     requests.exceptions.InvalidURL,
     requests.exceptions.InvalidHeader,
     requests.exceptions.MissingSchema,
@@ -65,95 +52,29 @@ _CONFIG_ERRORS = (
 )
 
 
-def _transport_error(exc: requests.RequestException, call: PlannedCall, timeout: float) -> EngageLabError:
-    if isinstance(exc, _CONFIG_ERRORS):
-        # A URL or header requests refuses: a retry meets the same refusal.
-        return EngageLabTransportError(
-            f"request for {call.describe()} refused by the HTTP client: {type(exc).__name__}; "
-            "check the connection's host and extras",
-            retryable=False,
-        )
-    if isinstance(exc, requests.Timeout):
-        text = f"timed out after {timeout:g}s calling {call.describe()}"
-    else:
-        found = _ERRNO_RE.search(str(exc))
-        reason = found.group(0) if found else str(exc).split("\n")[0][:200]
-        text = f"connection failed calling {call.describe()}: {type(exc).__name__}: {reason}"
-    return EngageLabTransportError(text)
-
-
-class _EngageLabHookBase:
-    """What the sync and the async hook share: planning, connection adoption, retry logs."""
-
-    log: Any
-    _resolved: ResolvedConnection | None
-    _pacer: Pacer | None
-
-    @staticmethod
-    def plan(
-        stats_type: str,
-        journey_ids: Any,
-        time_unit: str = "DAY",
-        start_time: Any = None,
-        end_time: Any = None,
-    ) -> tuple[StatsQuery, list[PlannedCall]]:
-        """Validate the parameters and plan the calls (no HTTP)."""
-        query = build_query(stats_type, journey_ids, time_unit, start_time, end_time)
-        return query, plan_calls(query)
-
-    def _adopt_connection(self, conn: Any) -> ResolvedConnection:
-        """Validate an Airflow Connection, register its secrets for masking, set up pacing."""
-        resolved = resolve_connection(
-            host=conn.host,
-            schema=conn.schema,
-            port=conn.port,
-            login=conn.login,
-            password=conn.password,
-            extra=conn.extra_dejson,
-        )
-        mask_credentials(resolved.api_secret, resolved.basic_token)
-        self._pacer = Pacer(resolved.settings.requests_per_second)
-        self._resolved = resolved
-        return resolved
-
-    def _log_retry(self, call: PlannedCall) -> Callable[[tenacity.RetryCallState], None]:
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0
-            self.log.warning(
-                "EngageLab call %s failed (attempt %d): %s; retrying in %.1fs",
-                call.describe(), state.attempt_number, exc, wait,
-            )
-
-        return before_sleep
-
-
-class EngageLabHook(_EngageLabHookBase, HttpHook):
+class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
     """Read journey statistics from EngageLab with retries, pacing and concurrency.
 
     The Connection (type ``engagelab``) holds the API base URL in Host (default
     ``https://ma-api.engagelab.com``), the API Key in Login and the API Secret in Password.
     Optional Extra keys: ``timeout``, ``max_retries``, ``max_retry_wait``,
-    ``max_concurrent_requests``, ``requests_per_second`` (see the README).
+    ``max_concurrent_requests``, ``requests_per_second``, and the transport keys
+    ``proxies``, ``verify``, ``cert``, ``trust_env`` (see the README).
 
     :param engagelab_conn_id: the Airflow Connection to use.
     """
 
-    conn_name_attr = "engagelab_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
-    conn_type = "engagelab"
-    hook_name = "EngageLab"
-    default_host = DEFAULT_HOST
+    conn_name_attr = EngageLabHookBase.conn_name_attr
+    default_conn_name = EngageLabHookBase.default_conn_name
+    conn_type = EngageLabHookBase.conn_type
+    hook_name = EngageLabHookBase.hook_name
+    default_host = EngageLabHookBase.default_host
 
     def __init__(self, engagelab_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(method="GET", http_conn_id=engagelab_conn_id, **kwargs)
-        self.engagelab_conn_id = engagelab_conn_id
-        self._resolved: ResolvedConnection | None = None
+        self._init_base(engagelab_conn_id, time.sleep)
         self._local = threading.local()
-        self._pacer: Pacer | None = None
         self._pool_adapter: HTTPAdapter | None = None
-        #: how the hook waits (pacing, backoff); tests replace it to record the waits
-        self.sleep: Callable[[float], None] = time.sleep
 
     # ------------------------------------------------------------------ connection
     @classmethod
@@ -177,11 +98,21 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> requests.Session:
-        """A requests session with Basic auth; our tuning extras are never sent as headers."""
+        """A requests session with Basic auth and the connection's transport settings.
+
+        The tuning extras are never sent as headers; proxies, TLS and ``trust_env`` are the
+        ones :mod:`~airflow_provider_engagelab.core.transport` parsed (HttpHook's own reading
+        of them is replaced), the same the async hook applies.
+        """
         resolved = self.resolved
         session = super().get_conn(headers, extra_options)
         for key in TUNING_KEYS:
             session.headers.pop(key, None)
+        options = resolved.transport.requests_options()
+        session.proxies = options["proxies"]
+        session.verify = options["verify"]
+        session.cert = options["cert"]
+        session.trust_env = resolved.transport.trust_env
         # The core's UTF-8 token (the value registered with the masker), not requests'
         # latin-1 HTTPBasicAuth: both hooks send the same header for any secret.
         session.auth = None
@@ -207,8 +138,7 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
     # ------------------------------------------------------------------ transport
     def _request_once(self, call: PlannedCall) -> ParsedResponse:
         resolved = self.resolved
-        assert self._pacer is not None
-        delay = self._pacer.reserve()
+        delay = self._pace()
         if delay > 0:
             self.sleep(delay)
         timeout = resolved.settings.timeout
@@ -218,25 +148,21 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
                 params=call.params(),
                 timeout=timeout,
                 allow_redirects=False,
+                **resolved.transport.requests_options(),
             )
             body = response.content
         except requests.RequestException as exc:
-            raise _transport_error(exc, call, timeout) from None
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return parse_response(call, response.status_code, body, retry_after=retry_after)
+            raise transport_error(exc, call, timeout, timed_out=isinstance(exc, requests.Timeout),
+                                  refused=isinstance(exc, _REFUSED)) from None
+        return self._answer(call, response.status_code, body, response.headers.get("Retry-After"))
 
     def fetch_call(self, call: PlannedCall) -> tuple[ParsedResponse, int]:
         """Run one planned call with retries; return its parsed answer and the attempts made."""
-        settings = self.resolved.settings
-        retrying = tenacity.Retrying(
-            **retry_kwargs(settings, before_sleep=self._log_retry(call), sleep=self.sleep)
-        )
-        try:
+        _ = self.resolved
+        retrying = tenacity.Retrying(**self._retry_kwargs(call))
+        with self._retry_budget(retrying):
             parsed = retrying(self._request_once, call)
-        except EngageLabError as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            raise budget_exhausted(exc, attempts, settings) from None
-        return parsed, retrying.statistics.get("attempt_number", 1)
+        return parsed, attempts(retrying)
 
     def _run_ordered(self, calls: list[PlannedCall]) -> Iterator[tuple[ParsedResponse, int]]:
         """Run calls concurrently and yield ``(parsed, attempts)`` in plan order.
@@ -299,11 +225,7 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
         """
         query, calls = self.plan(stats_type, journey_ids, time_unit, start_time, end_time)
         _ = self.resolved  # validate the Connection before the first request
-        self.log.info(
-            "EngageLab %s stats: %d journeys, %s..%s %s -> %d call(s)",
-            query.stats_type.value, len(query.journey_ids), query.start, query.end,
-            query.time_unit.value, len(calls),
-        )
+        self._announce(query, calls, logging.INFO)
         return StatsStream(query, len(calls), self._run_ordered(calls))
 
     def get_stats(
@@ -325,21 +247,6 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
             per-journey errors, and the numbers of planned calls and HTTP requests.
         """
         return self.iter_stats(stats_type, journey_ids, time_unit, start_time, end_time).collect()
-
-    def get_journey_stats(self, journey_ids: Any, time_unit: str = "DAY", start_time: Any = None,
-                          end_time: Any = None) -> StatsResult:
-        """Journey overall statistics (``/v1/stats/journey``)."""
-        return self.get_stats("journey", journey_ids, time_unit, start_time, end_time)
-
-    def get_message_stats(self, journey_ids: Any, time_unit: str = "DAY", start_time: Any = None,
-                          end_time: Any = None) -> StatsResult:
-        """Per message component statistics (``/v1/stats/journey/message``)."""
-        return self.get_stats("message", journey_ids, time_unit, start_time, end_time)
-
-    def get_webhook_stats(self, journey_ids: Any, time_unit: str = "DAY", start_time: Any = None,
-                          end_time: Any = None) -> StatsResult:
-        """Per webhook component statistics (``/v1/stats/journey/webhook``)."""
-        return self.get_stats("webhook", journey_ids, time_unit, start_time, end_time)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check host and credentials with one small request (the UI's Test button).
@@ -364,7 +271,11 @@ class EngageLabHook(_EngageLabHookBase, HttpHook):
 
 
 def __getattr__(name: str) -> Any:
-    # The async hook needs aiohttp: load it only when a trigger asks for it, not at DAG parse.
+    # EngageLabAsyncHook is importable from here (its public home) but lives in _async, loaded
+    # on first use. Not to keep aiohttp out: HttpHook's module, imported above, loads aiohttp
+    # itself. DAG files import the operators and the sensor, which load no hook module at all
+    # (tests/unit/test_parse_cost.py); the triggerer imports _async, which loads neither requests
+    # nor HttpHook. The lazy name only keeps the async transport out of sync-only processes.
     if name == "EngageLabAsyncHook":
         from airflow_provider_engagelab.hooks._async import EngageLabAsyncHook
 

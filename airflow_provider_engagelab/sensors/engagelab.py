@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_engagelab._context import context_window, dag_timezone, is_templated
@@ -39,16 +40,6 @@ def _trigger_class() -> Any:
 
     return EngageLabStatsAvailableTrigger
 
-
-try:  # Airflow >= 3.1
-    from airflow.sdk.configuration import conf
-except ImportError:  # Airflow 3.0
-    from airflow.configuration import conf  # type: ignore[no-redef]
-
-try:  # Airflow >= 3.1: the task SDK's exception, the one BaseSensorOperator handles
-    from airflow.sdk.exceptions import AirflowSensorTimeout
-except ImportError:  # Airflow 3.0
-    from airflow.exceptions import AirflowSensorTimeout  # type: ignore[no-redef,attr-defined]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -30,6 +30,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_engagelab.core.defaults import DEFAULT_CONN_ID
 from airflow_provider_engagelab.core.query import build_query, parse_date
 from airflow_provider_engagelab.core.readiness import (
     Readiness,
@@ -84,7 +85,7 @@ class EngageLabStatsAvailableTrigger(BaseTrigger):
         journey_ids: Any,
         target_date: Any,
         stats_type: str = "journey",
-        engagelab_conn_id: str = "engagelab_default",
+        engagelab_conn_id: str = DEFAULT_CONN_ID,
         require: str = "all",
         poke_interval: float = 60.0,
         timeout_at: Any = None,

@@ -220,8 +220,11 @@ async def test_secret_and_token_are_registered_with_the_masker(hook):
 
 
 async def test_connection_lookup_without_aget_connection(sb, monkeypatch):
-    """Airflow 3.0's BaseHook has no aget_connection: the sync lookup runs in a thread."""
-    monkeypatch.setattr(EngageLabAsyncHook, "aget_connection", None, raising=False)
+    """Airflow 3.0's BaseHook has no aget_connection: common.compat runs the sync lookup in a thread."""
+    from airflow.providers.common.compat.sdk import BaseHook
+
+    monkeypatch.delattr(BaseHook, "aget_connection", raising=False)
+    assert not hasattr(EngageLabAsyncHook(), "aget_connection")
     result = await EngageLabAsyncHook().get_stats("journey", [7], "DAY", DAY, DAY)
     assert len(result.rows) == 1
 
