@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_provider_engagelab.testing import sandbox as sandbox_module
 from airflow_provider_engagelab.testing.sandbox import FAULT_KINDS, Fault, Sandbox
+from airflow_provider_engagelab.testing.sandbox import rows as sandbox_rows
 
 pytest_plugins = ["pytester", "airflow_provider_engagelab.testing.pytest_plugin"]
 
@@ -1003,7 +1003,7 @@ def test_print_timings():
         ("webhook", "DAY", "2026-01-01", "2026-01-31"),
         ("journey", "HOUR", "2026-01-01", "2026-01-31"),
     ]
-    sandbox_module._clear_caches()
+    sandbox_rows.clear_caches()
     with Sandbox(available_through=CUTOFF) as s, requests.Session() as http:
         http.auth = s.auth
         lines = []
@@ -1040,7 +1040,7 @@ def test_row_text_is_the_json_of_the_row(stats_type):
         day = date(2020, 1, 1).toordinal() + rng.randint(0, 3000)
         hours = rng.randint(1, 24)
         for day_mode in (True, False):
-            rows = sandbox_module._day_detail(stats_type, jid, day_mode, day, hours)
-            text = sandbox_module._day_detail(stats_type, jid, day_mode, day, hours, as_json=True)
+            rows = sandbox_rows.day_detail(stats_type, jid, day_mode, day, hours)
+            text = sandbox_rows.day_detail(stats_type, jid, day_mode, day, hours, as_json=True)
             assert [json.loads(t) for t in text] == rows
             assert ",".join(text) == json.dumps(rows, separators=(",", ":"))[1:-1]
