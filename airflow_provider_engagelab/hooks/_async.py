@@ -78,8 +78,6 @@ class EngageLabAsyncHook(EngageLabHookBase[Awaitable[StatsResult]], BaseHook):
         if self._ssl is None and (resolved.base_url.startswith("https:") or transport.proxies):
             self._ssl = ssl_context(transport)  # the CAs requests would trust, built once per hook
         session = aiohttp.ClientSession(
-            # The core's token (registered with the masker), not aiohttp.BasicAuth (deprecated).
-            headers={"Authorization": f"Basic {resolved.basic_token}"},
             # Same meaning as the sync hook's timeout: for the connection and for each read.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
             connector=aiohttp.TCPConnector(limit=width, ssl=self._ssl or True),
@@ -92,17 +90,29 @@ class EngageLabAsyncHook(EngageLabHookBase[Awaitable[StatsResult]], BaseHook):
             session._retry_connection = False
         return session
 
-    def _proxy_options(self, resolved: ResolvedConnection) -> dict[str, Any]:
-        """``proxy``/``proxy_headers`` of each request: the proxy requests would pick.
+    def _request_options(self, resolved: ResolvedConnection) -> dict[str, Any]:
+        """``headers``, ``proxy`` and ``proxy_headers`` of each request.
 
-        ``None`` leaves it to aiohttp, which reads the environment when ``trust_env`` is on.
+        The Authorization header goes with each request, not into the session's default
+        headers: aiohttp copies those into the proxy's headers too, so behind a proxy the API
+        token would be sent to the proxy as ``Proxy-Authorization`` (also on the ``CONNECT``
+        of an https call, which TLS would otherwise keep from the proxy). The header is the
+        core's token (registered with the masker), not aiohttp.BasicAuth (deprecated). The
+        proxy is the one requests would pick, its credentials sent as requests sends them (on
+        the ``CONNECT`` of an https call, with each plain-http call); without one, aiohttp
+        reads the environment when ``trust_env`` is on.
         """
+        headers = {"Authorization": f"Basic {resolved.basic_token}"}
+        options: dict[str, Any] = {"headers": headers}
         proxy = resolved.transport.proxy_for(resolved.base_url)
-        if proxy is None:
-            return {}
-        url, authorization = split_proxy_credentials(proxy)
-        headers = {"Proxy-Authorization": authorization} if authorization else None
-        return {"proxy": url, "proxy_headers": headers}
+        if proxy is not None:
+            url, authorization = split_proxy_credentials(proxy)
+            options["proxy"] = url
+            if authorization and resolved.base_url.startswith("https:"):
+                options["proxy_headers"] = {"Proxy-Authorization": authorization}  # on the CONNECT
+            elif authorization:  # a plain-http request goes to the proxy itself
+                headers["Proxy-Authorization"] = authorization
+        return options
 
     async def _request_once(self, session: aiohttp.ClientSession, call: PlannedCall) -> ParsedResponse:
         resolved = await self.aresolved()
@@ -115,7 +125,7 @@ class EngageLabAsyncHook(EngageLabHookBase[Awaitable[StatsResult]], BaseHook):
                 resolved.base_url + call.endpoint,
                 params=call.params(),
                 allow_redirects=False,
-                **self._proxy_options(resolved),
+                **self._request_options(resolved),
             ) as response:
                 body = await response.read()
                 status = response.status

@@ -55,17 +55,21 @@ def _certificate_failure(exc: BaseException) -> str | None:
     """
     seen: set[int] = set()
     todo: list[Any] = [exc]
+    found = False
     while todo:
         item = todo.pop()
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, ssl.SSLCertVerificationError):
-            return str(item.verify_message or item.reason or "certificate verify failed")
+        if isinstance(item, ssl.SSLCertVerificationError):  # aiohttp's wrapper is one too
+            found = True
+            message = getattr(item, "verify_message", None)
+            if message:
+                return str(message)
         todo.extend(item.args)
         todo.extend(getattr(item, name, None) for name in ("reason", "certificate_error", "os_error"))
         todo.extend((item.__cause__, item.__context__))
-    return None
+    return "certificate verify failed" if found else None
 
 
 def transport_error(exc: BaseException, call: PlannedCall, timeout: float, *, timed_out: bool = False,
