@@ -20,7 +20,9 @@ Figures (see benchmarks/README.md):
 5. row path: parse + flatten + write >= 0.5x the speed of bare ``json.loads`` + writing
    the same bytes, per output format;
 6. the exactly-once commit (reference, no target): wall time and store requests per
-   partition for 1 and 20 concurrent tasks, on the local file system and moto's S3 server.
+   partition for 1 and 20 concurrent tasks, on the local file system and moto's S3 server;
+7. cheap sandbox: CPU of one sandbox answer for 100 journeys x 31 days, cold (its caches
+   dropped) and warm; a DAY answer < 100 ms cold (DESIGN.md), HOUR answers for reference.
 
 The exit status is 1 when a target is missed (with ``--quick``: only when a call count is
 wrong or a run fails; timings are not judged on small sizes).
@@ -52,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # this process and its children inherit the setting before Airflow configures logging.
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
-from _support import ROOT, SandboxProcess, count_check, expected_calls, set_connection
+from _support import AVAILABLE_THROUGH, ROOT, SandboxProcess, count_check, expected_calls, set_connection
 
 STATS_TYPES = ("journey", "message", "webhook")
 MiB = 1024 * 1024
@@ -641,6 +643,42 @@ def bench_row_path(quick: bool) -> list[Figure]:
     return figures
 
 
+# ------------------------------------------------------------------------------ 7: sandbox
+
+
+def bench_sandbox(quick: bool) -> list[Figure]:
+    """Figure 7: CPU of one sandbox answer, in this process (best of 5), cold and warm."""
+    from airflow_provider_engagelab.testing.sandbox import Sandbox
+    from airflow_provider_engagelab.testing.sandbox.api import stats_answer
+    from airflow_provider_engagelab.testing.sandbox.rows import clear_caches
+
+    config = Sandbox(available_through=AVAILABLE_THROUGH).config
+    ids = ",".join(str(10_000 + i) for i in range(100))
+    repeats = 1 if quick else 5
+    figures: list[Figure] = []
+    for unit in ("DAY", "HOUR"):
+        for stype in STATS_TYPES:
+            _log(f"7: sandbox {stype} {unit}")
+            query = f"journey_id={ids}&time_unit={unit}&start_time=2025-01-01&end_time=2025-01-31"
+            cold = warm = math.inf
+            for _ in range(repeats):
+                clear_caches()
+                t0 = time.process_time()
+                size = len(stats_answer(stype, query, config).body())
+                cold = min(cold, time.process_time() - t0)
+                t0 = time.process_time()
+                stats_answer(stype, query, config)
+                warm = min(warm, time.process_time() - t0)
+            day = unit == "DAY"
+            figures.append(Figure(
+                "7", f"sandbox answer {stype} {unit} 100 ids x 31 d ({size / 1e6:.2f} MB)",
+                "< 100 ms cold" if day else "-", f"{cold * 1000:.1f} ms cold, {warm * 1000:.1f} ms warm",
+                cold / 0.1 if day else None, cold < 0.1 if day else None,
+                {"cold_ms": cold * 1000, "warm_ms": warm * 1000, "bytes": size},
+            ))
+    return figures
+
+
 # ------------------------------------------------------------------------------ main
 
 # ------------------------------------------------------------------------------ 6: commit
@@ -675,6 +713,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "4": bench_imports,
     "5": bench_row_path,
     "6": bench_commit,
+    "7": bench_sandbox,
 }
 
 
@@ -684,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; judge call counts only")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated figure numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated figure numbers")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     chosen = [part.strip() for part in args.only.split(",") if part.strip()]
