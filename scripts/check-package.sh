@@ -73,8 +73,7 @@ import airflow_provider_engagelab as pkg
 assert "site-packages" in pkg.__file__, f"imported from {pkg.__file__}, not the installed wheel"
 from airflow_provider_engagelab.testing.sandbox import Sandbox
 with Sandbox(api_key="check-key", api_secret="check-secret") as sb:
-    os.environ["AIRFLOW_CONN_ENGAGELAB_DEFAULT"] = json.dumps(
-        {"conn_type": "engagelab", "host": sb.url, "login": "check-key", "password": "check-secret"})
+    os.environ["AIRFLOW_CONN_ENGAGELAB_DEFAULT"] = json.dumps(sb.airflow_connection())
     from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
     ok, message = EngageLabHook().test_connection()
     assert ok, message

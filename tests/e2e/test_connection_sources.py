@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest_airflow import without_mask_echo
 
 from airflow_provider_engagelab.testing.sandbox import Sandbox
+from tests.conftest_airflow import without_mask_echo
 
 AIRFLOW_CLI = Path(sys.executable).parent / "airflow"
 
@@ -35,9 +35,9 @@ def _probe(env: dict[str, str]) -> dict:
 
 
 @pytest.fixture
-def sandbox():
-    with Sandbox() as sb:
-        yield sb
+def sandbox(engagelab_sandbox: Sandbox) -> Sandbox:
+    """The shipped plugin's sandbox."""
+    return engagelab_sandbox
 
 
 PROBE_DAG = """
@@ -92,6 +92,6 @@ def test_env_uri_with_scheme_in_the_path(airflow_runner, sandbox):
 
 
 def test_env_json(airflow_runner, sandbox):
-    conn = dict(sandbox.airflow_connection(), extra={"requests_per_second": 5})
+    conn = sandbox.airflow_connection(requests_per_second=5)
     seen = _probe(airflow_runner.env({"AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(conn)}))
     assert seen["ok"] is True and seen["settings"]["requests_per_second"] == 5

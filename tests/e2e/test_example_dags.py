@@ -10,9 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest_airflow import without_mask_echo
 
 from airflow_provider_engagelab.testing.sandbox import Sandbox
+from tests.conftest_airflow import without_mask_echo
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "example_dags"

@@ -34,16 +34,20 @@ DAY = date(2026, 3, 10)
 
 
 def _set_conn(monkeypatch: pytest.MonkeyPatch, sb: Sandbox, **extra: object) -> None:
-    conn = {"conn_type": "engagelab", "host": sb.url, "login": KEY, "password": SECRET,
-            "extra": {"max_retries": 2, "max_retry_wait": 1, **extra}}
+    conn = sb.airflow_connection(**{"max_retries": 2, "max_retry_wait": 1, **extra})
     monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
 
 
 @pytest.fixture
-def sb(monkeypatch: pytest.MonkeyPatch):
-    with Sandbox(api_key=KEY, api_secret=SECRET, available_through=CUTOFF) as sandbox:
-        _set_conn(monkeypatch, sandbox)
-        yield sandbox
+def engagelab_sandbox_settings() -> dict[str, object]:
+    """The plugin's sandbox with this module's credentials and a fixed cutoff."""
+    return {"api_key": KEY, "api_secret": SECRET, "available_through": CUTOFF}
+
+
+@pytest.fixture
+def sb(engagelab_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    _set_conn(monkeypatch, engagelab_sandbox)
+    return engagelab_sandbox
 
 
 @pytest.fixture
@@ -126,7 +130,7 @@ async def test_rate_limit_budget_exhausted_names_the_remedy(sb, hook):
 
 async def test_bad_credentials_fail_at_once_without_leaking(sb, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
-    conn = {"conn_type": "engagelab", "host": sb.url, "login": KEY, "password": SECRET + "-wrong"}
+    conn = {**sb.airflow_connection(), "password": SECRET + "-wrong"}
     monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
     with pytest.raises(EngageLabAuthError) as err:
         await EngageLabAsyncHook().get_stats("journey", [7], "DAY", DAY, DAY)

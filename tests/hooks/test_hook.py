@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
 
+from airflow_provider_engagelab.core.retry import Pacer
 from airflow_provider_engagelab.exceptions import (
     EngageLabAuthError,
     EngageLabBadRequestError,
@@ -219,16 +219,18 @@ def test_requests_per_second_paces_the_calls(monkeypatch, requests_mock):
     _set_conn(monkeypatch, {"requests_per_second": 10, "max_concurrent_requests": 1})
     requests_mock.get(JOURNEY_URL, json=_answer)
     hook = EngageLabHook()
+    now = [0.0]  # the pacer's clock: moves only when the hook waits, so no timing is measured
+    _ = hook.resolved
+    hook._pacer = Pacer(10, clock=lambda: now[0])
     hook.waits = []
 
     def sleep(seconds):
         hook.waits.append(seconds)
-        time.sleep(seconds)
+        now[0] += seconds
 
     hook.sleep = sleep
     hook.get_journey_stats(list(range(1, 401)), "DAY", "2026-06-01", "2026-06-01")
-    assert len(hook.waits) == 3  # the first call goes at once, the next three wait ~0.1s each
-    assert all(0.05 < w <= 0.1 for w in hook.waits)
+    assert hook.waits == pytest.approx([0.1, 0.1, 0.1])  # the first call goes at once, 3 wait 1/rate
 
 
 def test_partial_success_returns_rows_and_journey_errors(hook, requests_mock):

@@ -11,14 +11,13 @@ from airflow_provider_engagelab.testing.sandbox import Sandbox
 
 
 @pytest.fixture
-def sandbox():
-    with Sandbox() as sb:
-        yield sb
+def sandbox(engagelab_sandbox: Sandbox) -> Sandbox:
+    """The shipped plugin's sandbox."""
+    return engagelab_sandbox
 
 
 def _point(monkeypatch, sb, **extra):
-    conn = dict(sb.airflow_connection(), extra=extra)
-    monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(sb.airflow_connection(**extra)))
 
 
 def test_calls_run_concurrently_up_to_the_limit_in_plan_order(monkeypatch, sandbox):

@@ -227,9 +227,14 @@ def _server_context(ca: trustme.CA, require_client_cert: bool = False) -> ssl.SS
 
 
 @pytest.fixture
-def http_sandbox() -> Iterator[Sandbox]:
-    with Sandbox(available_through=CUTOFF) as sb:
-        yield sb
+def engagelab_sandbox_settings() -> dict[str, Any]:
+    return {"available_through": CUTOFF}
+
+
+@pytest.fixture
+def http_sandbox(engagelab_sandbox: Sandbox) -> Sandbox:
+    """The shipped plugin's sandbox, plain HTTP."""
+    return engagelab_sandbox
 
 
 @pytest.fixture

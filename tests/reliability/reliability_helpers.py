@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_airflow import DAG_TEST_MASK_ECHO, without_mask_echo  # noqa: F401
 
 from airflow_provider_engagelab.testing.sandbox import Sandbox
+from tests.conftest_airflow import DAG_TEST_MASK_ECHO, without_mask_echo  # noqa: F401
 
 UTC = timezone.utc
 

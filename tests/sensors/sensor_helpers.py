@@ -1,4 +1,5 @@
-"""Helpers shared by the sensor/trigger tests (a plain module: importable by reference)."""
+"""Helpers shared by the sensor/trigger tests (importable by reference:
+``tests.sensors.sensor_helpers:only_journey_7_complete``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import base64
 import json
 
 import pytest
-from conftest_airflow import without_mask_echo
 
 from airflow_provider_engagelab.testing.sandbox import Sandbox
+from tests.conftest_airflow import without_mask_echo
 
 SECRET = "sensor-Secret-5e1f-do-not-log"
 KEY = "sensor-key"
@@ -19,15 +20,14 @@ def leaked(text: str) -> list[str]:
     """Lines of ``text`` that show the API secret or the Basic token.
 
     ``dag.test()``'s DEBUG echo of the masker registration is left out (see
-    :func:`conftest_airflow.without_mask_echo`): Airflow's harness, not a leak of the provider.
+    :func:`tests.conftest_airflow.without_mask_echo`): Airflow's harness, not a leak of the provider.
     """
     return [line for line in without_mask_echo(text).splitlines() if SECRET in line or TOKEN in line]
 
 
 def set_connection(monkeypatch: pytest.MonkeyPatch, sb: Sandbox, **extra: object) -> None:
     """Point ``engagelab_default`` at ``sb`` with the given tuning extras."""
-    conn = {"conn_type": "engagelab", "host": sb.url, "login": KEY, "password": SECRET,
-            "extra": {"max_retries": 2, "max_retry_wait": 0.2, **extra}}
+    conn = sb.airflow_connection(**{"max_retries": 2, "max_retry_wait": 0.2, **extra})
     monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
 
 

@@ -7,7 +7,6 @@ import pickle
 from datetime import date
 
 import pytest
-from sensor_helpers import only_journey_7_complete
 
 from airflow_provider_engagelab.core.parsing import JourneyError
 from airflow_provider_engagelab.core.readiness import (
@@ -30,6 +29,7 @@ from airflow_provider_engagelab.exceptions import (
     EngageLabServerError,
     EngageLabValidationError,
 )
+from tests.sensors.sensor_helpers import only_journey_7_complete
 
 DAY = date(2026, 3, 10)
 
@@ -138,7 +138,7 @@ def test_require_is_validated():
 
 def test_check_reference_of_importable_functions_and_strings():
     ref = check_reference(only_journey_7_complete, importable=True)
-    assert ref == "sensor_helpers:only_journey_7_complete"
+    assert ref == "tests.sensors.sensor_helpers:only_journey_7_complete"
     assert load_check(ref) is only_journey_7_complete
     assert check_reference("os.path.exists", importable=True) == "os.path:exists"
     assert check_reference("os.path:exists", importable=True) == "os.path:exists"

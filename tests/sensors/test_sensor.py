@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlparse
 
 import pendulum
 import pytest
-from sensor_helpers import KEY, SECRET, leaked, set_connection
 
 from airflow_provider_engagelab.exceptions import (
     EngageLabAuthError,
@@ -24,6 +23,7 @@ from airflow_provider_engagelab.exceptions import (
 from airflow_provider_engagelab.sensors.engagelab import EngageLabStatsAvailableSensor
 from airflow_provider_engagelab.testing.sandbox import Fault
 from airflow_provider_engagelab.triggers.engagelab import EngageLabStatsAvailableTrigger
+from tests.sensors.sensor_helpers import KEY, SECRET, leaked, set_connection
 
 try:  # Airflow >= 3.1
     from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, TaskDeferred
@@ -125,9 +125,9 @@ def test_custom_check_in_poke_mode_may_be_any_callable(api):
 
 def test_custom_check_by_reference(api):
     api.last_hour = {7: 23, 8: 1}
-    s = sensor(check="sensor_helpers:only_journey_7_complete")
+    s = sensor(check="tests.sensors.sensor_helpers:only_journey_7_complete")
     done = s.poke(context())
-    assert done and done.xcom_value["check"] == "sensor_helpers:only_journey_7_complete"
+    assert done and done.xcom_value["check"] == "tests.sensors.sensor_helpers:only_journey_7_complete"
 
 
 def test_default_target_date_is_the_day_before_the_run_in_the_dag_time_zone(api, requests_mock):
@@ -304,8 +304,7 @@ def test_reschedule_mode_frees_the_slot_until_ready(sandbox_conn):
 
 def test_wrong_secret_fails_without_leaking(sandbox_conn, monkeypatch, capsys, caplog):
     caplog.set_level(logging.DEBUG)
-    conn = {"conn_type": "engagelab", "host": sandbox_conn.url, "login": KEY,
-            "password": SECRET + "x"}
+    conn = {**sandbox_conn.airflow_connection(), "password": SECRET + "x"}
     monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
     with pytest.raises(EngageLabAuthError) as err:
         sensor(journey_ids=[101]).execute(context())
@@ -356,12 +355,12 @@ def test_deferrable_fails_on_the_worker_for_hard_errors(sandbox_conn):
 
 
 def test_deferrable_passes_an_importable_check_by_reference(sandbox_conn):
-    from sensor_helpers import only_journey_7_complete
+    from tests.sensors.sensor_helpers import only_journey_7_complete
 
     sandbox_conn.configure(available_through=datetime(2026, 3, 10, 22, tzinfo=UTC))
     with pytest.raises(TaskDeferred) as err:
         sensor(journey_ids=[7], deferrable=True, check=only_journey_7_complete).execute(context())
-    assert err.value.trigger.serialize()[1]["check"] == "sensor_helpers:only_journey_7_complete"
+    assert err.value.trigger.serialize()[1]["check"] == "tests.sensors.sensor_helpers:only_journey_7_complete"
 
 
 # ---------------------------------------------------------------------------- execute_complete

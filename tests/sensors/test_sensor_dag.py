@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 import pytest
 from airflow import __version__ as AIRFLOW_VERSION
 from packaging.version import Version
-from sensor_helpers import KEY, SECRET, leaked
 
 from airflow_provider_engagelab.testing.sandbox import Sandbox
+from tests.sensors.sensor_helpers import KEY, SECRET, leaked
 
 pytestmark = pytest.mark.e2e
 
@@ -63,8 +63,7 @@ def sandbox():
 
 def _start(airflow_runner, sandbox, tmp_path, dag_id: str, mode: str):
     airflow_runner.add_dag_source(f"{dag_id}.py", DAG_SOURCE.format(dag_id=dag_id, mode=mode))
-    conn = {"conn_type": "engagelab", "host": sandbox.url, "login": KEY, "password": SECRET,
-            "extra": {"max_retries": 1, "max_retry_wait": 0.5}}
+    conn = sandbox.airflow_connection(max_retries=1, max_retry_wait=0.5)
     out = tmp_path / "downstream.json"
     run = airflow_runner.start(
         dag_id, logical_date=LOGICAL_DATE,

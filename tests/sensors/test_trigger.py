@@ -7,7 +7,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sensor_helpers import SECRET, leaked
 
 from airflow_provider_engagelab.core.readiness import error_from_payload
 from airflow_provider_engagelab.exceptions import (
@@ -16,6 +15,10 @@ from airflow_provider_engagelab.exceptions import (
     EngageLabValidationError,
 )
 from airflow_provider_engagelab.triggers.engagelab import EngageLabStatsAvailableTrigger
+from tests.sensors.sensor_helpers import SECRET, leaked
+
+#: The module of the custom checks, as a reference the trigger imports.
+HELPERS = "tests.sensors.sensor_helpers"
 
 UTC = timezone.utc
 FULL_DAY = datetime(2026, 3, 11, tzinfo=UTC)  # 2026-03-10 available through hour 23
@@ -101,8 +104,7 @@ async def test_whole_call_unknown_journey_is_an_error_event(sandbox_conn):
 
 
 async def test_bad_credentials_are_an_error_event_without_the_secret(sandbox_conn, monkeypatch, capsys):
-    conn = {"conn_type": "engagelab", "host": sandbox_conn.url, "login": "sensor-key",
-            "password": "not-the-" + SECRET}
+    conn = {**sandbox_conn.airflow_connection(), "password": "not-the-" + SECRET}
     monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(conn))
     [event] = await events(trigger())
     assert isinstance(error_from_payload(event["error"]), EngageLabAuthError)
@@ -145,19 +147,19 @@ async def test_a_look_that_hangs_past_the_deadline_is_cut(sandbox_conn, monkeypa
 
 async def test_custom_check_by_reference_runs_in_the_trigger(sandbox_conn):
     sandbox_conn.configure(available_through=FULL_DAY)
-    [event] = await events(trigger(journey_ids=[7, 8], check="sensor_helpers:only_journey_7_complete"))
+    [event] = await events(trigger(journey_ids=[7, 8], check=f"{HELPERS}:only_journey_7_complete"))
     assert event["status"] == "success"
-    assert event["summary"]["check"] == "sensor_helpers:only_journey_7_complete"
+    assert event["summary"]["check"] == f"{HELPERS}:only_journey_7_complete"
 
 
 async def test_a_custom_check_that_raises_is_an_error_event(sandbox_conn):
     sandbox_conn.configure(available_through=FULL_DAY)
-    [event] = await events(trigger(check="sensor_helpers:always_fails"))
+    [event] = await events(trigger(check=f"{HELPERS}:always_fails"))
     assert event["status"] == "error" and event["error"]["error_class"] == "ZeroDivisionError"
 
 
 async def test_a_check_that_cannot_be_imported_is_an_error_event(sandbox_conn):
-    [event] = await events(trigger(check="sensor_helpers:no_such_check"))
+    [event] = await events(trigger(check=f"{HELPERS}:no_such_check"))
     assert event["status"] == "error" and "cannot import" in event["error"]["message"]
     assert sandbox_conn.counters()["requests"] == 0
 
@@ -165,13 +167,13 @@ async def test_a_check_that_cannot_be_imported_is_an_error_event(sandbox_conn):
 # ---------------------------------------------------------------------------- serialize()
 def test_serialize_is_json_safe_and_round_trips():
     t = trigger(journey_ids="102, 101,102", require="ANY", poke_interval=5,
-                timeout_at="2026-03-11T08:00:00+08:00", check="sensor_helpers.only_journey_7_complete")
+                timeout_at="2026-03-11T08:00:00+08:00", check=f"{HELPERS}.only_journey_7_complete")
     classpath, kwargs = t.serialize()
     assert classpath == "airflow_provider_engagelab.triggers.engagelab.EngageLabStatsAvailableTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs == {
         "journey_ids": [102, 101], "target_date": "2026-03-10", "stats_type": "journey",
         "engagelab_conn_id": "engagelab_default", "require": "any", "poke_interval": 5.0,
-        "timeout_at": "2026-03-11T00:00:00+00:00", "check": "sensor_helpers:only_journey_7_complete"}
+        "timeout_at": "2026-03-11T00:00:00+00:00", "check": f"{HELPERS}:only_journey_7_complete"}
     again = EngageLabStatsAvailableTrigger(**json.loads(json.dumps(kwargs)))
     assert again.serialize() == (classpath, kwargs)
 

@@ -302,9 +302,7 @@ def run(args: argparse.Namespace) -> int:
     sandbox.start()
     log(f"sandbox at {sandbox.url}, data available through {yesterday0:%Y-%m-%d} 00:00 UTC; "
         f"output files under {output}")
-    conn = {"conn_type": "engagelab", "host": sandbox.url, "login": sandbox.api_key,
-            "password": sandbox.api_secret,
-            "extra": {"max_concurrent_requests": args.max_concurrent_requests, "max_retry_wait": 5}}
+    conn = sandbox.airflow_connection(max_concurrent_requests=args.max_concurrent_requests, max_retry_wait=5)
     env = dict(os.environ)
     env.update({
         "STACK_DIR": str(stack_dir),

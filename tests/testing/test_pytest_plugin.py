@@ -10,7 +10,7 @@ import requests
 
 from .sandbox.helpers import CUTOFF, query
 
-pytest_plugins = ["pytester", "airflow_provider_engagelab.testing.pytest_plugin"]
+pytest_plugins = ["pytester"]  # the plugin itself is enabled in tests/conftest.py
 
 
 def test_pytest_fixture(engagelab_sandbox):

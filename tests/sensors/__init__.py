@@ -1,0 +1,1 @@
+"""Tests of the sensor and the trigger."""
