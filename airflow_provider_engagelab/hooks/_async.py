@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from airflow_provider_engagelab.core.connection import ResolvedConnection
 from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.planning import PlannedCall
+from airflow_provider_engagelab.core.query import StatsQuery
 from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.core.transport import split_proxy_credentials, ssl_context
 from airflow_provider_engagelab.hooks._base import EngageLabHookBase, attempts, transport_error
@@ -171,21 +172,8 @@ class EngageLabAsyncHook(EngageLabHookBase[Awaitable[StatsResult]], BaseHook):
                 raise
 
     # ------------------------------------------------------------------ public API
-    async def get_stats(
-        self,
-        stats_type: str,
-        journey_ids: Any,
-        time_unit: str = "DAY",
-        start_time: Any = None,
-        end_time: Any = None,
-    ) -> StatsResult:
-        """Fetch statistics for any number of journeys over any date range (async).
-
-        Same parameters and result as :meth:`EngageLabHook.get_stats`: parameters are
-        validated before any request; the result holds the flat rows in plan order, the
-        per-journey errors, the number of planned calls and of HTTP requests.
-        """
-        query, calls = self.plan(stats_type, journey_ids, time_unit, start_time, end_time)
+    async def _fetch(self, query: StatsQuery, calls: list[PlannedCall]) -> StatsResult:
+        """What ``await hook.get_stats(...)`` runs (see :meth:`EngageLabHookBase.get_stats`)."""
         await self.aresolved()  # validate the Connection before the first request
         self._announce(query, calls, logging.DEBUG, " (async)")
         results = await self.run_calls(calls)

@@ -215,7 +215,24 @@ class EngageLabHookBase(Generic[R]):
         start_time: Any = None,
         end_time: Any = None,
     ) -> R:
-        """Fetch statistics (see the subclasses)."""
+        """Fetch statistics for any number of journeys over any date range.
+
+        The sync hook returns the result; the async hook returns an awaitable of it
+        (``await hook.get_stats(...)``). Parameters are validated here, before any request.
+
+        :param stats_type: ``journey``, ``message`` or ``webhook``.
+        :param journey_ids: list of ints/digit strings, or a comma-separated string.
+        :param time_unit: ``DAY`` or ``HOUR`` (any case).
+        :param start_time: first day: ``date``, ``datetime`` or ``yyyy-MM-dd``.
+        :param end_time: last day (inclusive), on or after ``start_time``.
+        :return: a :class:`~airflow_provider_engagelab.core.stream.StatsResult`: the flat rows
+            (``journey_id``, ``time_unit``, then the API's fields) in plan order, the
+            per-journey errors, and the numbers of planned calls and HTTP requests.
+        """
+        return self._fetch(*self.plan(stats_type, journey_ids, time_unit, start_time, end_time))
+
+    def _fetch(self, query: StatsQuery, calls: list[PlannedCall]) -> R:
+        """Run the planned calls of ``query`` (the transport's part of :meth:`get_stats`)."""
         raise NotImplementedError
 
     def get_journey_stats(self, journey_ids: Any, time_unit: str = "DAY", start_time: Any = None,

@@ -24,6 +24,7 @@ from airflow_provider_engagelab._provider_info import hook_form_widgets, hook_ui
 from airflow_provider_engagelab.core.connection import ResolvedConnection
 from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.planning import PlannedCall
+from airflow_provider_engagelab.core.query import StatsQuery
 from airflow_provider_engagelab.core.settings import TUNING_KEYS
 from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.exceptions import (
@@ -223,30 +224,15 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
         Parameters are validated here, before any request. Iterate the returned stream once;
         its ``errors`` list holds the per-journey errors when the iteration ends.
         """
-        query, calls = self.plan(stats_type, journey_ids, time_unit, start_time, end_time)
+        return self._stream(*self.plan(stats_type, journey_ids, time_unit, start_time, end_time))
+
+    def _stream(self, query: StatsQuery, calls: list[PlannedCall]) -> StatsStream:
         _ = self.resolved  # validate the Connection before the first request
         self._announce(query, calls, logging.INFO)
         return StatsStream(query, len(calls), self._run_ordered(calls))
 
-    def get_stats(
-        self,
-        stats_type: str,
-        journey_ids: Any,
-        time_unit: str = "DAY",
-        start_time: Any = None,
-        end_time: Any = None,
-    ) -> StatsResult:
-        """Fetch statistics for any number of journeys over any date range.
-
-        :param stats_type: ``journey``, ``message`` or ``webhook``.
-        :param journey_ids: list of ints/digit strings, or a comma-separated string.
-        :param time_unit: ``DAY`` or ``HOUR`` (any case).
-        :param start_time: first day: ``date``, ``datetime`` or ``yyyy-MM-dd``.
-        :param end_time: last day (inclusive), on or after ``start_time``.
-        :return: the flat rows (``journey_id``, ``time_unit``, then the API's fields), the
-            per-journey errors, and the numbers of planned calls and HTTP requests.
-        """
-        return self.iter_stats(stats_type, journey_ids, time_unit, start_time, end_time).collect()
+    def _fetch(self, query: StatsQuery, calls: list[PlannedCall]) -> StatsResult:
+        return self._stream(query, calls).collect()
 
     def test_connection(self) -> tuple[bool, str]:
         """Check host and credentials with one small request (the UI's Test button).
