@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from tests.conftest_airflow import airflow_db_template, airflow_home, airflow_runner  # noqa: F401
 
 pytest_plugins = ["airflow_provider_engagelab.testing.pytest_plugin"]
