@@ -214,10 +214,7 @@ async def test_connection_refused_is_a_transport_error(monkeypatch):
 
 
 async def test_secret_and_token_are_registered_with_the_masker(hook):
-    try:
-        from airflow.sdk.log import redact
-    except ImportError:  # Airflow 3.0
-        from airflow.sdk.execution_time.secrets_masker import redact
+    from airflow.providers.common.compat.sdk import redact
 
     await hook.aresolved()
     assert SECRET not in redact(f"x {SECRET} y") and TOKEN not in redact(f"Basic {TOKEN}")

@@ -281,10 +281,7 @@ def test_secret_and_token_never_logged_or_raised(hook, requests_mock, caplog, ca
 
 
 def test_secret_registered_with_airflow_masker(hook):
-    try:
-        from airflow.sdk.log import redact
-    except ImportError:  # Airflow 3.0
-        from airflow.sdk.execution_time.secrets_masker import redact
+    from airflow.providers.common.compat.sdk import redact
 
     _ = hook.resolved
     assert SECRET not in redact(f"x {SECRET} y") and TOKEN not in redact(f"Basic {TOKEN}")
