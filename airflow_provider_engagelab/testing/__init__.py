@@ -1,8 +1,9 @@
 """Testing utilities for ``airflow-provider-engagelab``.
 
 * :mod:`airflow_provider_engagelab.testing.sandbox` -- a local, standard-library-only
-  EngageLab-compatible API double (``Sandbox``, ``Fault``) plus a CLI
-  (``python -m airflow_provider_engagelab.testing.sandbox``).
+  EngageLab-compatible API double (``Sandbox``, ``Fault``; HTTP or HTTPS) plus a CLI
+  (``python -m airflow_provider_engagelab.testing.sandbox``); a package of data, faults,
+  server, admin and CLI modules.
 * :mod:`airflow_provider_engagelab.testing.pytest_plugin` -- the ``engagelab_sandbox``
   pytest fixture; enable it with
   ``pytest_plugins = ["airflow_provider_engagelab.testing.pytest_plugin"]``.

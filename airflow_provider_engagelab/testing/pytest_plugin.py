@@ -23,6 +23,10 @@ module, class or test) and from the ``engagelab_sandbox`` marker, which wins::
 With ``--strict-markers``, enable the plugin in a ``conftest.py`` (as above) rather than in
 the test module that uses the marker: pytest checks marker names when the module is imported.
 
+Every :class:`~airflow_provider_engagelab.testing.sandbox.Sandbox` keyword works as a setting,
+``ssl_context`` included (a sandbox over HTTPS, e.g. to test the ``verify`` connection extra
+against a private CA).
+
 The ``engagelab_connection`` fixture additionally points ``AIRFLOW_CONN_ENGAGELAB_DEFAULT``
 (JSON form) at the sandbox for the duration of the test.
 """
