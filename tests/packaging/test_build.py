@@ -79,12 +79,17 @@ def test_twine_check_passes(dist: Path) -> None:
     assert proc.stdout.count("PASSED") == 2, proc.stdout
 
 
+#: The sandbox package, every module of it (``python -m ...testing.sandbox`` needs __main__).
+SANDBOX_MODULES = ("__init__", "__main__", "admin", "api", "cli", "config", "data", "faults", "rows",
+                   "server", "service", "tables")
+
+
 def test_wheel_ships_the_sandbox_and_py_typed_but_no_tests(dist: Path) -> None:
     names = zipfile.ZipFile(_wheel(dist)).namelist()
     for required in (
         "airflow_provider_engagelab/py.typed",
         "airflow_provider_engagelab/testing/__init__.py",
-        "airflow_provider_engagelab/testing/sandbox.py",
+        *(f"airflow_provider_engagelab/testing/sandbox/{module}.py" for module in SANDBOX_MODULES),
         "airflow_provider_engagelab/hooks/engagelab.py",
         "airflow_provider_engagelab/core/parsing.py",
     ):
@@ -125,5 +130,5 @@ def test_sdist_builds_the_same_package(dist: Path) -> None:
     with tarfile.open(_sdist(dist)) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
     for required in ("setup.cfg", "pyproject.toml", "README.md", "airflow_provider_engagelab/py.typed",
-                     "airflow_provider_engagelab/testing/sandbox.py"):
+                     *(f"airflow_provider_engagelab/testing/sandbox/{m}.py" for m in SANDBOX_MODULES)):
         assert required in names, f"{required} missing from the sdist"
