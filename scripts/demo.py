@@ -46,7 +46,8 @@ def _rows(path: Path) -> list[dict]:
 
 def report(output: Path) -> int:
     """Print a table of the files written and the first rows of each stats type."""
-    files = sorted(p for p in output.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in output.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.name != "_engagelab_manifest.json")  # the sink's bookkeeping, not rows
     if not files:
         print("No files were written.")
         return 0
