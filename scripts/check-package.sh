@@ -45,7 +45,8 @@ step "wheel contents"
 "$WORK/build-venv/bin/python" - "$WHEEL" <<'EOF'
 import sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
-need = ["airflow_provider_engagelab/py.typed", "airflow_provider_engagelab/testing/sandbox.py"]
+need = ["airflow_provider_engagelab/py.typed", "airflow_provider_engagelab/testing/sandbox/__init__.py",
+        "airflow_provider_engagelab/testing/sandbox/__main__.py"]
 missing = [n for n in need if n not in names]
 tests = [n for n in names if n.startswith("tests/") or "/tests/" in n or "conftest" in n]
 print(f"{len(names)} files; sandbox and py.typed present: {not missing}; test files: {len(tests)}")
