@@ -145,7 +145,8 @@ def test_parquet_row_groups_are_fixed_whatever_the_batches(tmp_path, monkeypatch
 def test_records_of_another_window_or_type_are_staged_like_rows(tmp_path):
     """A response of another stats type or outside the stager's window takes the row path."""
     call = _call(days=2)
-    parsed = parse_response(call, 200, _message_body([_message_row("2026-06-01"), _message_row("2026-06-02")]))
+    rows = [_message_row("2026-06-01"), _message_row("2026-06-02")]
+    parsed = parse_response(call, 200, _message_body(rows))
     with PartitionStager("message", "DAY", FIRST, FIRST, "jsonl", staging_dir=str(tmp_path)) as st:
         with pytest.raises(EngageLabResponseError, match="outside the requested window"):
             st.add_response(parsed)
