@@ -26,7 +26,12 @@ from airflow_provider_engagelab.core.planning import PlannedCall
 from airflow_provider_engagelab.core.query import StatsQuery
 from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.core.transport import split_proxy_credentials, ssl_context
-from airflow_provider_engagelab.hooks._base import EngageLabHookBase, attempts, transport_error
+from airflow_provider_engagelab.hooks._base import (
+    EngageLabHookBase,
+    attempts,
+    explain_refused_connection,
+    transport_error,
+)
 
 __all__ = ["EngageLabAsyncHook"]
 
@@ -63,7 +68,8 @@ class EngageLabAsyncHook(EngageLabHookBase[Awaitable[StatsResult]], BaseHook):
     async def aresolved(self) -> ResolvedConnection:
         """The validated Connection (fetched once per hook); secrets registered for masking."""
         if self._resolved is None:
-            conn = await self.aget_engagelab_connection()
+            with explain_refused_connection(self.engagelab_conn_id):
+                conn = await self.aget_engagelab_connection()
             self._adopt_connection(conn, await get_async_extra_dejson(conn))
         assert self._resolved is not None
         return self._resolved

@@ -13,6 +13,7 @@ This module imports neither requests nor aiohttp.
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 from collections.abc import Callable, Iterator, Mapping
@@ -22,13 +23,26 @@ from typing import Any, Generic, TypeVar
 import tenacity
 from airflow.providers.common.compat.sdk import mask_secret
 
-from airflow_provider_engagelab.core.connection import ResolvedConnection, resolve_connection
+from airflow_provider_engagelab.core.connection import (
+    ResolvedConnection,
+    refused_env_extra,
+    resolve_connection,
+)
 from airflow_provider_engagelab.core.defaults import DEFAULT_CONN_ID, DEFAULT_HOST
 from airflow_provider_engagelab.core.parsing import ParsedResponse, parse_response
 from airflow_provider_engagelab.core.planning import PlannedCall, plan_calls
 from airflow_provider_engagelab.core.query import StatsQuery, build_query
 from airflow_provider_engagelab.core.retry import Pacer, budget_exhausted, parse_retry_after, retry_kwargs
-from airflow_provider_engagelab.exceptions import EngageLabError, EngageLabTransportError
+from airflow_provider_engagelab.exceptions import (
+    EngageLabError,
+    EngageLabTransportError,
+    EngageLabValidationError,
+)
+
+try:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+except ImportError:  # Airflow 3.0, 3.1
+    from airflow.exceptions import AirflowNotFoundException  # type: ignore[no-redef,attr-defined]
 
 __all__ = ["EngageLabHookBase", "mask_credentials", "transport_error"]
 
@@ -41,6 +55,19 @@ def mask_credentials(*secrets: str) -> None:
     for secret in secrets:
         if secret:
             mask_secret(secret)
+
+
+@contextmanager
+def explain_refused_connection(conn_id: str) -> Iterator[None]:
+    """Turn Airflow 3.0/3.1's "conn_id isn't defined" for a Connection defined in the environment
+    with an Extra that is not a JSON object into the hook's own error (what 3.2+ raise)."""
+    try:
+        yield
+    except AirflowNotFoundException:
+        message = refused_env_extra(conn_id, os.environ)
+        if message is None:
+            raise
+        raise EngageLabValidationError(message) from None
 
 
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")

@@ -35,6 +35,7 @@ from airflow_provider_engagelab.exceptions import (
 from airflow_provider_engagelab.hooks._base import (
     EngageLabHookBase,
     attempts,
+    explain_refused_connection,
     mask_credentials,
     transport_error,
 )
@@ -92,7 +93,9 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
     def resolved(self) -> ResolvedConnection:
         """The validated Connection (fetched once per hook)."""
         if self._resolved is None:
-            self._adopt_connection(self.get_connection(self.engagelab_conn_id))
+            with explain_refused_connection(self.engagelab_conn_id):
+                conn = self.get_connection(self.engagelab_conn_id)
+            self._adopt_connection(conn)
         assert self._resolved is not None
         return self._resolved
 

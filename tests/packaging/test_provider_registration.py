@@ -134,12 +134,16 @@ _PROBE = textwrap.dedent(
         from airflow.providers_manager import ProvidersManager
         from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
+        # The UI service first, as in the API server: Airflow 3.0/3.1's HookMetaService builds
+        # the form's extra fields from the hook's WTForms widgets while it initialises the
+        # (process-wide, cached) ProvidersManager hooks with WTForms mocked; widgets that were
+        # already built with the real WTForms are dropped ("Unknown form widget").
+        meta = [m.model_dump(mode="json") for m in HookMetaService.hook_meta_data()
+                if m.connection_type == "engagelab"]
         pm = ProvidersManager()
         hooks = pm.hooks
         behaviours = dict(pm.field_behaviours)
         widgets = sorted(k for k in pm.connection_form_widgets if k.startswith("extra__engagelab__"))
-        meta = [m.model_dump(mode="json") for m in HookMetaService.hook_meta_data()
-                if m.connection_type == "engagelab"]
     ours = ("engagelab", "EngageLab")
     print("@@RESULT@@" + json.dumps({
         "hook": bool(hooks.get("engagelab")),

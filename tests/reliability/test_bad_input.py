@@ -24,9 +24,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow import __version__ as AIRFLOW_VERSION
-from packaging.version import Version
-from reliability_helpers import UTC, conn_dict, leaks
+from reliability_helpers import KEY, SECRET, UTC, conn_dict, leaks
 
 try:  # Airflow >= 3.1
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -90,6 +88,17 @@ def async_hook_call(**bad: Any) -> Callable[[Env], Any]:
 def with_conn(call: Callable[[Env], Any], **fields: Any) -> Callable[[Env], Any]:
     def run(env: Env) -> Any:
         env.conn(**{k: (v.format(port=env.port) if isinstance(v, str) else v) for k, v in fields.items()})
+        return call(env)
+
+    return run
+
+
+def with_uri_conn(call: Callable[[Env], Any], query: str) -> Callable[[Env], Any]:
+    """``engagelab_default`` in the URI form (scheme of the host in the path), with ``query``."""
+
+    def run(env: Env) -> Any:
+        uri = f"engagelab://{KEY}:{SECRET}@127.0.0.1:{env.port}/http?{query}"
+        env.monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", uri)
         return call(env)
 
     return run
@@ -181,7 +190,6 @@ def trigger_run(env: Env) -> Any:
 
 
 QUICK = {"max_retries": 1, "max_retry_wait": 0.01}
-AIRFLOW_3_1 = Version(AIRFLOW_VERSION) >= Version("3.1")
 AirflowNotFound = AirflowNotFoundException
 TOMORROW = date.today() + timedelta(days=2)
 V = EngageLabValidationError
@@ -222,10 +230,18 @@ TABLE: list[Any] = [
     ("conn-login-blank", with_conn(hook_call(), login="   "), ["login"], V),
     ("conn-password-empty", with_conn(hook_call(), password=""), ["password", "API Secret"], V),
     ("conn-password-missing", with_conn(hook_call(), password=None), ["password"], V),
-    # Airflow 3.0 itself refuses to build such a Connection (the conn_id "isn't defined")
-    ("conn-extra-not-an-object", with_conn(hook_call(), extra=[1, 2]),
-     ["extra", "JSON object"] if AIRFLOW_3_1 else ["engagelab_default"],
-     V if AIRFLOW_3_1 else AirflowNotFound),
+    # Airflow 3.0/3.1 refuse to build such a Connection and call the conn_id "not defined"; the
+    # hooks recognise the refused AIRFLOW_CONN_ variable and raise what 3.2+ raise.
+    ("conn-extra-not-an-object", with_conn(hook_call(), extra=[1, 2]), ["extra", "JSON object"], V),
+    ("conn-extra-json-text-not-an-object", with_conn(hook_call(), extra="[1, 2]"),
+     ["extra", "JSON object"], V),
+    ("conn-extra-not-an-object-via-async-hook", with_conn(async_hook_call(), extra=[1, 2]),
+     ["extra", "JSON object"], V),
+    ("conn-extra-not-an-object-in-uri", with_uri_conn(hook_call(), "__extra__=%5B1%2C2%5D"),
+     ["extra", "JSON object"], V),
+    # ... while a conn_id that is really not defined stays Airflow's own error
+    ("conn-not-defined", lambda env: EngageLabHook("engagelab_nowhere").get_stats("journey", **GOOD),
+     ["engagelab_nowhere"], AirflowNotFound),
     ("conn-timeout-zero", with_conn(hook_call(), extra={"timeout": 0}), ["timeout", "0"], V),
     ("conn-timeout-text", with_conn(hook_call(), extra={"timeout": "5s"}), ["timeout", "'5s'"], V),
     ("conn-timeout-nan", with_conn(hook_call(), extra={"timeout": "nan"}), ["timeout", "'nan'"], V),

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import tenacity
 
-from airflow_provider_engagelab.core.connection import resolve_connection
+from airflow_provider_engagelab.core.connection import refused_env_extra, resolve_connection
 from airflow_provider_engagelab.core.retry import (
     Pacer,
     budget_exhausted,
@@ -163,6 +163,41 @@ def test_credentials_required_and_secret_not_in_repr():
                                   extra=None)
     assert "TOPSECRET" not in repr(resolved)
     assert resolved.basic_token == "azpUT1BTRUNSRVQ="
+
+
+_ENV_JSON = '{"conn_type": "engagelab", "login": "k", "password": "TOPSECRET", "extra": %s}'
+
+
+@pytest.mark.parametrize(("value", "kind"), [
+    (_ENV_JSON % "[1, 2]", "a JSON array"),
+    (_ENV_JSON % '"[1, 2]"', "a JSON array"),  # Extra given as JSON text
+    (_ENV_JSON % "5", "a JSON number"),
+    (_ENV_JSON % "true", "a JSON boolean"),
+    (_ENV_JSON % '"not json"', "text that is not JSON"),
+    ("engagelab://k:TOPSECRET@api.test/https?__extra__=%5B1%5D", "a JSON array"),
+    ("engagelab://k:TOPSECRET@api.test/https?__extra__=%22x%22", "a JSON string"),
+])
+def test_refused_env_extra_explains_a_non_object_extra(value, kind):
+    message = refused_env_extra("engagelab_default", {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": value})
+    assert message is not None
+    assert message.startswith("Invalid connection extra: must be a JSON object")
+    assert f"AIRFLOW_CONN_ENGAGELAB_DEFAULT gives {kind}" in message
+    assert "TOPSECRET" not in message
+
+
+@pytest.mark.parametrize("environ", [
+    {},  # not in the environment: Airflow's "not defined" is the truth
+    {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": ""},
+    {"AIRFLOW_CONN_OTHER": _ENV_JSON % "[1]"},
+    {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": _ENV_JSON % '{"timeout": 5}'},
+    {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": _ENV_JSON % '"{\\"timeout\\": 5}"'},
+    {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": _ENV_JSON % "null"},
+    {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": '{"conn_type": "engagelab"'},  # broken JSON: not ours to explain
+    {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": "engagelab://k:s@api.test/https"},
+    {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": "engagelab://k:s@api.test/https?__extra__=%7B%7D"},
+])
+def test_refused_env_extra_stays_out_of_other_cases(environ):
+    assert refused_env_extra("engagelab_default", environ) is None
 
 
 UTC = timezone.utc
