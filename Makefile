@@ -2,20 +2,29 @@
 # (lint + the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
 # Others: `make bench` (benchmarks), `make stack-test` (distributed Airflow on Celery),
 # `make package-check` (build, twine check, install the wheel into a fresh venv).
+#
+# Airflow versions: AIRFLOW_VERSION=3.0.6|3.1.8|3.2.2|3.3.2 with its own VENV, pinned by
+# constraints/airflow-$(AIRFLOW_VERSION).txt (versions of that release's time, tested in CI).
+# INSTALLER=uv (default: uv, installed by pip into the venv from constraints, installs the
+# ~240 pinned packages in seconds) or INSTALLER=pip (same pins, a few minutes).
 PYTHON ?= python3.11
 AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 CONSTRAINTS ?= constraints/airflow-$(AIRFLOW_VERSION).txt
+INSTALLER ?= uv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
+PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
+INSTALL_uv := $(VENV)/bin/uv pip install -q --python $(PY)
+INSTALL_pip := $(PY) -m pip install -q
 
 .PHONY: venv test lint demo bench stack-test package-check clean
 
 $(STAMP): setup.cfg pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS)) \
-	    "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
+	$(if $(filter uv,$(INSTALLER)),$(PY) -m pip install -q $(PIN) uv)
+	$(INSTALL_$(INSTALLER)) $(PIN) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test]"
 	touch $(STAMP)
 
 venv: $(STAMP)

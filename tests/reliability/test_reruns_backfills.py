@@ -50,7 +50,8 @@ def read_rows(root: Path, fmt: str, stats_type: str) -> list[dict[str, Any]]:
         else:
             import pyarrow.parquet as pq
 
-            rows += pq.read_table(path).to_pylist()
+            # the file alone: pyarrow 23/24 also read the time_unit=/date= of its path as columns
+            rows += pq.read_table(path, partitioning=None).to_pylist()
     return [normalise(r) for r in rows]
 
 
