@@ -134,10 +134,11 @@ _PROBE = textwrap.dedent(
         from airflow.providers_manager import ProvidersManager
         from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
-        # The UI service first, as in the API server: Airflow 3.0/3.1's HookMetaService builds
-        # the form's extra fields from the hook's WTForms widgets while it initialises the
+        # The UI service first, as in the API server: Airflow 3.1's HookMetaService builds the
+        # form's extra fields from the hook's WTForms widgets while it initialises the
         # (process-wide, cached) ProvidersManager hooks with WTForms mocked; widgets that were
-        # already built with the real WTForms are dropped ("Unknown form widget").
+        # already built with the real WTForms are dropped ("Unknown form widget"). See
+        # test_form_keeps_the_extra_fields_after_a_connection_test for that order.
         meta = [m.model_dump(mode="json") for m in HookMetaService.hook_meta_data()
                 if m.connection_type == "engagelab"]
         pm = ProvidersManager()
@@ -225,7 +226,7 @@ AIRFLOW_3_1 = airflow.__version__.startswith("3.1.")
     strict=True,
     reason="Airflow 3.1 bug: once a process has imported the hook (the Test button, "
     "Connection.get_hook), its Connection form metadata drops every provider's extra fields; "
-    "see README Troubleshooting 'The Extra fields are missing from the form (Airflow 3.1)'",
+    "see README Troubleshooting 'The tuning fields are missing from the form on Airflow 3.1'",
 )
 def test_form_keeps_the_extra_fields_after_a_connection_test(airflow_env: dict[str, str]) -> None:
     proc = _run([sys.executable, "-c", _PROBE_AFTER_TEST], airflow_env)
