@@ -55,7 +55,11 @@ def _json_kind(value: Any) -> str:
         return "a JSON boolean"
     if isinstance(value, (int, float)):
         return "a JSON number"
-    return {list: "a JSON array", str: "a JSON string"}.get(type(value), "no JSON object")
+    if isinstance(value, list):
+        return "a JSON array"
+    if isinstance(value, str):
+        return "a JSON string"
+    return "no JSON object"
 
 
 def refused_env_extra(conn_id: str, environ: Mapping[str, str]) -> str | None:
