@@ -67,7 +67,10 @@ def file_journeys(path: str, ext: str, shown: str | None = None) -> set[int]:
         encoding.require_parquet()
         import pyarrow.parquet as pq
 
-        return set(pq.read_table(path, columns=["journey_id"]).column(0).to_pylist())
+        # partitioning=None: the file alone (pyarrow 23/24 would also read the time_unit= and
+        # date= of its path as columns and fail to merge them with the file's time_unit)
+        table = pq.read_table(path, columns=["journey_id"], partitioning=None)
+        return set(table.column(0).to_pylist())
     except (ValueError, KeyError, msgspec.DecodeError, OSError) as exc:
         raise _unreadable(shown or path, exc) from exc
 

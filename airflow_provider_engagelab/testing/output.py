@@ -62,7 +62,7 @@ def read_rows(root: str | Path, stats_type: Any, time_unit: Any) -> list[dict[st
         else:
             import pyarrow.parquet as pq
 
-            loaded = pq.read_table(path).to_pylist()
+            loaded = pq.read_table(path, partitioning=None).to_pylist()  # the file alone (pyarrow<25)
         rows += [_typed(r, kinds) for r in loaded]
     return rows
 

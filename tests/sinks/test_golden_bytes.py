@@ -55,7 +55,7 @@ def test_data_files_are_the_bytes_of_152f989(written, fmt):
             for name, path in files.items():  # same rows, types and row groups instead
                 jsonl = written / "jsonl" / name[len("parquet/"):].replace(".parquet", ".jsonl")
                 rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
-                table = pq.read_table(path)
+                table = pq.read_table(path, partitioning=None)  # the file alone (pyarrow<25)
                 assert table.to_pylist() == [
                     {**r, "revenue_amount": float(r["revenue_amount"])} if "revenue_amount" in r else r
                     for r in rows
