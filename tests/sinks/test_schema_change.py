@@ -1,7 +1,7 @@
 """When the API adds a field: ``on_schema_change`` warn, fail and keep, per format, end to end.
 
-The sandbox's ``extra_field`` fault adds a field to every detail row of one answer (as a new
-API version would); real operator tasks write a root that DuckDB and pyarrow read back."""
+Every answer's detail rows get a field (as a new API version would), rewritten between the
+sandbox and the hook's parser; real operator tasks write a root that DuckDB and pyarrow read."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def add_field(monkeypatch, name="ctr", value=0.25):
             body = body.replace(b'"time":', f'"{name}":{json.dumps(value)},"time":'.encode())
         return real(call, status, body, **kw)
 
-    for module in ("airflow_provider_engagelab.hooks.engagelab",):
+    for module in ("airflow_provider_engagelab.hooks._base",):
         monkeypatch.setattr(f"{module}.parse_response", parse)
 
 
@@ -135,7 +135,7 @@ def test_a_field_that_changes_type_is_a_clear_error_per_format(sb, tmp_path, mon
     def parse(call, status, body, **kw):  # a count arriving as a string
         return real(call, status, body.replace(b'"send_count":', b'"send_count":"1","x_":', 1), **kw)
 
-    monkeypatch.setattr("airflow_provider_engagelab.hooks.engagelab.parse_response", parse)
+    monkeypatch.setattr("airflow_provider_engagelab.hooks._base.parse_response", parse)
     with pytest.raises(Exception, match=r"journey 1: detail field 'send_count' must be int, got '1' \(str\)"):
         run(tmp_path, fmt, "keep")
     assert not (tmp_path / "out").exists()
