@@ -1,0 +1,95 @@
+"""Airflow glue of ``output_format="delta"``: where the tables go and how delta-rs reaches them.
+
+The sink (:mod:`airflow_provider_engagelab.sinks.delta`) imports no Airflow; this module turns
+the operator's ``output_path`` and ``output_conn_id`` into the sink's root and storage options:
+a local directory needs none, an ``s3://`` root gets the credentials, region and endpoint of
+the Airflow ``aws`` Connection (resolved by the Amazon provider, as for file outputs). Nothing
+heavy is imported at module level (DAG files import the operators).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_engagelab.core.layout import local_root, output_root_uri
+from airflow_provider_engagelab.exceptions import EngageLabValidationError
+
+if TYPE_CHECKING:
+    from airflow_provider_engagelab.core.query import StatsQuery
+    from airflow_provider_engagelab.sinks.delta import DeltaSink
+
+#: Schemes of the output roots Delta tables are written to (a local path is a ``file://`` root).
+DELTA_SCHEMES = ("file", "s3", "s3a")
+
+
+def check_delta_output(output_path: Any) -> str:
+    """The output root of a Delta output, or an error naming ``output_path`` (no I/O)."""
+    if output_path is None:
+        raise EngageLabValidationError(
+            "Invalid output_path=None for output_format='delta': give the root of the Delta tables "
+            "(an absolute local path, file:// or s3:// URL)"
+        )
+    root = output_root_uri(output_path)
+    scheme = root.split("://", 1)[0]
+    if scheme not in DELTA_SCHEMES:
+        raise EngageLabValidationError(
+            f"Invalid output_path={output_path!r} for output_format='delta': Delta tables are written "
+            f"to local paths, file:// and s3:// roots, not {scheme}://"
+        )
+    return root
+
+
+def _url_conn_id(output_path: str) -> str | None:
+    """The connection id in ``s3://conn_id@bucket/prefix``, if any."""
+    netloc = output_path.strip().split("://", 1)[1].partition("/")[0]
+    return netloc.rpartition("@")[0] or None
+
+
+def s3_options_from_connection(conn_id: str | None) -> dict[str, str]:
+    """delta-rs S3 options from an Airflow ``aws`` Connection (``None``: boto3's default chain).
+
+    Keys (or the role the Connection assumes), region and ``endpoint_url`` as the Amazon
+    provider resolves them; the secret is registered with Airflow's log masker.
+    """
+    from airflow_provider_engagelab.sinks.delta import s3_storage_options
+
+    try:
+        from airflow.exceptions import AirflowNotFoundException
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    except ImportError:
+        raise EngageLabValidationError(
+            "Invalid output_path: s3:// needs the Amazon provider and s3fs; install the extra: "
+            "pip install 'airflow-provider-engagelab[s3]'"
+        ) from None
+    hook = S3Hook(aws_conn_id=conn_id)
+    try:
+        session = hook.get_session()
+        endpoint = hook.conn_config.get_service_endpoint_url(service_name="s3")
+        region = hook.conn_config.region_name or session.region_name
+        credentials = hook.get_credentials() if session.get_credentials() is not None else None
+    except AirflowNotFoundException:
+        raise EngageLabValidationError(
+            f"Invalid output_conn_id={conn_id!r}: no such Airflow Connection"
+        ) from None
+    return s3_storage_options(
+        access_key_id=credentials.access_key if credentials else None,
+        secret_access_key=credentials.secret_key if credentials else None,
+        session_token=credentials.token if credentials else None,
+        region=region,
+        endpoint_url=endpoint,
+    )
+
+
+def open_delta_sink(
+    query: StatsQuery, output_path: Any, output_conn_id: str | None, *, wait_seconds: float
+) -> DeltaSink:
+    """The Delta sink of a task: its extra, root and location checked, before any request."""
+    from airflow_provider_engagelab.sinks.delta import DeltaSink, require_delta
+
+    require_delta()
+    root = check_delta_output(output_path)
+    local = local_root(root)
+    if local is not None:
+        return DeltaSink(local, query, {}, wait_seconds=wait_seconds)
+    options = s3_options_from_connection(output_conn_id or _url_conn_id(str(output_path)))
+    return DeltaSink(root, query, options, wait_seconds=wait_seconds)
