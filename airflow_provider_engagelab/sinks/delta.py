@@ -3,8 +3,12 @@
 Layout: one Delta table per stats type and time unit under the output root, partitioned by
 ``date`` (the first 10 characters of ``time``)::
 
-    <root>/<stats_type>/time_unit=<DAY|HOUR>/_delta_log/...
-                                            /date=<yyyy-MM-dd>/part-....parquet
+    <root>/<stats_type>/<day|hour>/_delta_log/...
+                                  /date=<yyyy-MM-dd>/part-....parquet
+
+The table's own path has no ``key=value`` segment: readers that infer Hive partitions from the
+whole path (Polars) would take ``time_unit=DAY`` for a partition column the table does not
+have; and it never shares a directory with the file outputs' ``time_unit=<U>`` partitions.
 
 Rows are staged per date on local disk as Arrow IPC (never all in memory, as for Parquet
 files), then written by ``deltalake`` (delta-rs) in one ``overwrite`` commit whose predicate
@@ -75,8 +79,8 @@ def require_delta() -> Any:
 
 
 def table_path(stats_type: Any, time_unit: Any) -> str:
-    """``<stats_type>/time_unit=<UNIT>``: the table of a stats type and time unit, under the root."""
-    return f"{parse_stats_type(stats_type).value}/time_unit={parse_time_unit(time_unit).value}"
+    """``<stats_type>/<day|hour>``: the table of a stats type and time unit, under the root."""
+    return f"{parse_stats_type(stats_type).value}/{parse_time_unit(time_unit).value.lower()}"
 
 
 def table_schema(stats_type: Any) -> Any:
@@ -149,13 +153,13 @@ class DeltaSink:
 
     The location is checked when the sink is made, before the task fetches anything: an
     existing table must have the columns this provider writes, and a location that holds
-    files but no table (e.g. files of another ``output_format``) is refused.
+    files but no table is refused.
 
     :param root: the output root: a local directory or an ``s3://bucket/prefix`` URL.
     :param query: what the task fetches (stats type, time unit, window).
     :param storage_options: delta-rs storage options (credentials; see :func:`s3_storage_options`).
     :param wait_seconds: how long the task retries conflicting commits at most.
-    :param max_attempts: attempts of the transaction at most.
+    :param max_attempts: attempts of the transaction at most (default :data:`MAX_COMMIT_ATTEMPTS`).
     :param staging_dir: parent of the local staging directory (default: the system temp).
     """
 
@@ -166,7 +170,7 @@ class DeltaSink:
         storage_options: Mapping[str, str] | None = None,
         *,
         wait_seconds: float,
-        max_attempts: int = MAX_COMMIT_ATTEMPTS,
+        max_attempts: int | None = None,
         staging_dir: str | None = None,
     ) -> None:
         self._deltalake = require_delta()
@@ -176,7 +180,7 @@ class DeltaSink:
         self.url = self.table_uri if "://" in self.table_uri else f"file://{self.table_uri}"
         self.storage_options = dict(storage_options or {})
         self.wait_seconds = wait_seconds
-        self.max_attempts = max(1, max_attempts)
+        self.max_attempts = max(1, MAX_COMMIT_ATTEMPTS if max_attempts is None else max_attempts)
         self._schema = table_schema(query.stats_type)
         self._check_location()
         self._stager = PartitionStager(
@@ -222,8 +226,7 @@ class DeltaSink:
             shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
             raise EngageLabValidationError(
                 f"Invalid output_path for output_format='delta': {self.table_uri} holds {shown} but "
-                "no Delta table (no _delta_log); files of output_format jsonl, csv or parquet "
-                "cannot share a root with Delta tables: use another output_path"
+                "no Delta table (no _delta_log); move them away or use another output_path"
             )
 
     def _check_schema(self, table: Any) -> None:
@@ -385,7 +388,7 @@ class DeltaSink:
         )
         _log.info(
             "Committed version %d of the Delta table %s: %d date(s) replaced, %d row(s) in %d file(s) "
-            "added, %d file(s) removed (%d attempt(s))", version, self.table_uri, len(days),
+            "added, %d file(s) removed (%d attempt(s))", version, self.url, len(days),
             summary["total_rows"], len(actions["files"]), len(actions["removed"]), attempts,
         )
         return summary
