@@ -38,7 +38,7 @@ from airflow_provider_engagelab.core.report import journey_error_report, journey
 from airflow_provider_engagelab.core.schema_changes import SchemaChanges
 from airflow_provider_engagelab.core.window import apply_lookback
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
-from airflow_provider_engagelab.operators._delta import check_delta_output
+from airflow_provider_engagelab.operators.delta_tables import check_delta_output
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -334,7 +334,7 @@ class EngageLabStatsOperator(BaseOperator):
     def _open_sink(self, query: StatsQuery, root: str | None) -> Sink:
         """The sink of this task's output (an XCom list, or partitioned files under ``root``)."""
         if self.output_format == "delta":
-            from airflow_provider_engagelab.operators._delta import open_delta_sink
+            from airflow_provider_engagelab.operators.delta_tables import open_delta_sink
 
             return open_delta_sink(query, self.output_path, self.output_conn_id,
                                    wait_seconds=self.commit_wait_seconds)

@@ -42,6 +42,8 @@ CUTOFF = datetime(2026, 7, 1, tzinfo=UTC)
 
 #: (stats type, time unit): a key without and with component_id, both units.
 CASES = [("journey", "DAY"), ("message", "HOUR")]
+#: The case of the scenarios with concurrent processes (each costs an Airflow import per process).
+CONCURRENT = ("message", "HOUR")
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +224,9 @@ def test_a_failed_journey_keeps_its_rows(sb, root, case):
                                              ([1, 2, 4], "2026-05-01", "2026-05-03")))
 
 
-def test_a_batch_size_changed_runs_concurrently_over_the_old_files(sb, root, case):
+def test_a_batch_size_changed_runs_concurrently_over_the_old_files(sb, root):
     """Batches of 3 first; then batches of 2, as three concurrent processes over their files."""
+    case = CONCURRENT
     for batch in ([1, 2, 3], [4, 5, 6]):
         task(root, case, batch, "2026-05-01", "2026-05-06")
     sb.configure(latency=0.3)  # the three fetches end together: their commits meet
@@ -235,8 +238,9 @@ def test_a_batch_size_changed_runs_concurrently_over_the_old_files(sb, root, cas
 
 
 @pytest.mark.parametrize("order", ["daily-first", "backfill-first"])
-def test_a_daily_dag_beside_a_mapped_backfill(sb, root, case, order):
+def test_a_daily_dag_beside_a_mapped_backfill(sb, root, order):
     """A daily task over all journeys (lookback 2) and a backfill mapped over batches, same days."""
+    case = CONCURRENT
 
     def run_daily() -> None:
         for day in ("2026-05-11", "2026-05-12"):
@@ -313,7 +317,7 @@ def test_conflicts_past_the_bound_fail_clearly_and_commit_nothing(sb, root, case
     interfere(root, case, monkeypatch, times=10**6)
     monkeypatch.setattr(delta_sink, "BASE_BACKOFF_SECONDS", 0.0)
     monkeypatch.setattr(delta_sink, "MAX_COMMIT_ATTEMPTS", 3)
-    with pytest.raises(EngageLabOutputError, match=r"(?s)3 attempt\(s\).*concurrent commits.*nothing of this"):
+    with pytest.raises(EngageLabOutputError, match=r"(?s)3 attempt\(s\).*concurrent commits.*nothing"):
         task(root, case, J(1, 6), "2026-05-01", "2026-05-03")
     monkeypatch.undo()
     table = root.open(*case)
@@ -473,8 +477,8 @@ def test_without_the_extra_the_task_fails_before_any_request_naming_it(sb, tmp_p
 
 
 def test_the_replace_predicate_groups_dates_by_their_fetched_journeys():
-    d1, d2, d3 = date(2026, 5, 1), date(2026, 5, 2), date(2026, 5, 3)
-    predicate = delta_sink.replace_predicate({d1: frozenset({2, 1}), d2: frozenset({1, 2}), d3: frozenset({1}),
-                                              date(2026, 5, 4): frozenset()})
+    d1, d2, d3, d4 = (date(2026, 5, day) for day in (1, 2, 3, 4))
+    fetched = {d1: frozenset({2, 1}), d2: frozenset({1, 2}), d3: frozenset({1}), d4: frozenset()}
+    predicate = delta_sink.replace_predicate(fetched)
     assert predicate == ("(date IN ('2026-05-01', '2026-05-02') AND journey_id IN (1, 2)) OR "
                          "(date IN ('2026-05-03') AND journey_id IN (1))")

@@ -5,6 +5,14 @@ the operator's ``output_path`` and ``output_conn_id`` into the sink's root and s
 a local directory needs none, an ``s3://`` root gets the credentials, region and endpoint of
 the Airflow ``aws`` Connection (resolved by the Amazon provider, as for file outputs). Nothing
 heavy is imported at module level (DAG files import the operators).
+
+Public, for tasks that read or maintain the tables (compaction, vacuum)::
+
+    from deltalake import DeltaTable
+    from airflow_provider_engagelab.operators.delta_tables import delta_storage_options, delta_table_uri
+
+    table = DeltaTable(delta_table_uri("s3://lake/engagelab", "message", "DAY"),
+                       storage_options=delta_storage_options("s3://lake/engagelab", "aws_default"))
 """
 
 from __future__ import annotations
@@ -80,6 +88,25 @@ def s3_options_from_connection(conn_id: str | None) -> dict[str, str]:
     )
 
 
+def delta_table_uri(output_path: Any, stats_type: Any, time_unit: Any) -> str:
+    """The location of the table of a stats type and time unit under ``output_path``, as
+    deltalake takes it (a local directory, or an ``s3://`` URL without connection id)."""
+    from airflow_provider_engagelab.sinks.delta import table_path
+
+    root = check_delta_output(output_path)
+    return f"{(local_root(root) or root).rstrip('/')}/{table_path(stats_type, time_unit)}"
+
+
+def delta_storage_options(output_path: Any, output_conn_id: str | None = None) -> dict[str, str]:
+    """The deltalake ``storage_options`` the operator uses for ``output_path``: none for a local
+    root; for ``s3://`` the credentials, region and endpoint of ``output_conn_id`` (or of the
+    connection id in the URL, or boto3's default chain) and the settings of safe commits."""
+    root = check_delta_output(output_path)
+    if local_root(root) is not None:
+        return {}
+    return s3_options_from_connection(output_conn_id or _url_conn_id(str(output_path)))
+
+
 def open_delta_sink(
     query: StatsQuery, output_path: Any, output_conn_id: str | None, *, wait_seconds: float
 ) -> DeltaSink:
@@ -88,8 +115,5 @@ def open_delta_sink(
 
     require_delta()
     root = check_delta_output(output_path)
-    local = local_root(root)
-    if local is not None:
-        return DeltaSink(local, query, {}, wait_seconds=wait_seconds)
-    options = s3_options_from_connection(output_conn_id or _url_conn_id(str(output_path)))
-    return DeltaSink(root, query, options, wait_seconds=wait_seconds)
+    options = delta_storage_options(output_path, output_conn_id)
+    return DeltaSink(local_root(root) or root, query, options, wait_seconds=wait_seconds)
