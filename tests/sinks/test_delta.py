@@ -482,3 +482,17 @@ def test_the_replace_predicate_groups_dates_by_their_fetched_journeys():
     predicate = delta_sink.replace_predicate(fetched)
     assert predicate == ("(date IN ('2026-05-01', '2026-05-02') AND journey_id IN (1, 2)) OR "
                          "(date IN ('2026-05-03') AND journey_id IN (1))")
+
+
+def test_the_public_helpers_give_the_tasks_location_and_options(s3_bucket):
+    from airflow_provider_engagelab.operators.delta_tables import delta_storage_options, delta_table_uri
+
+    assert delta_table_uri("/data/lake/", "message", "HOUR") == "/data/lake/message/hour"
+    assert delta_table_uri("file:///data/lake", "webhook", "day") == "/data/lake/webhook/day"
+    assert delta_table_uri("s3://aws_x@bucket/p/", "journey", "DAY") == "s3://bucket/p/journey/day"
+    assert delta_storage_options("/data/lake") == {}
+    options = delta_storage_options(f"s3://{s3_bucket.conn_id}@{s3_bucket.name}/lake")  # id in the URL
+    assert options == delta_storage_options(f"s3://{s3_bucket.name}/lake", s3_bucket.conn_id)
+    assert options["AWS_ENDPOINT_URL"] == s3_bucket.endpoint and options["AWS_ALLOW_HTTP"] == "true"
+    assert (options["AWS_ACCESS_KEY_ID"], options["AWS_REGION"]) == ("testing", "us-east-1")
+    assert options["aws_conditional_put"] == "etag"
