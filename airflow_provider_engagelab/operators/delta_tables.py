@@ -47,6 +47,16 @@ def check_delta_output(output_path: Any) -> str:
     return root
 
 
+def check_delta_options(on_schema_change: Any) -> None:
+    """Refuse ``on_schema_change="keep"``: a Delta table enforces its columns (no I/O)."""
+    if isinstance(on_schema_change, str) and on_schema_change.strip().lower() == "keep":
+        raise EngageLabValidationError(
+            "Invalid on_schema_change='keep' for output_format='delta': the table enforces its "
+            "columns, so fields the contract does not name cannot be kept; use 'warn' (write the "
+            "known columns) or 'fail'"
+        )
+
+
 def _url_conn_id(output_path: str) -> str | None:
     """The connection id in ``s3://conn_id@bucket/prefix``, if any."""
     netloc = output_path.strip().split("://", 1)[1].partition("/")[0]

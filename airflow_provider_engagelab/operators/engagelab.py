@@ -38,7 +38,7 @@ from airflow_provider_engagelab.core.report import journey_error_report, journey
 from airflow_provider_engagelab.core.schema_changes import SchemaChanges
 from airflow_provider_engagelab.core.window import apply_lookback
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
-from airflow_provider_engagelab.operators.delta_tables import check_delta_output
+from airflow_provider_engagelab.operators.delta_tables import check_delta_options, check_delta_output
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -100,8 +100,9 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
     if value is not None and not is_templated(value):
         output_root_uri(value)
     fmt = params.get("output_format")
-    if isinstance(fmt, str) and parse_output_format(fmt) == "delta" and not is_templated(value):
-        if value is not None or not mapped:  # a mapped task may get output_path from expand()
+    if isinstance(fmt, str) and parse_output_format(fmt) == "delta":
+        check_delta_options(params.get("on_schema_change"))
+        if not is_templated(value) and (value is not None or not mapped):  # expand() may give it
             check_delta_output(value)
 
 
@@ -336,6 +337,7 @@ class EngageLabStatsOperator(BaseOperator):
         if self.output_format == "delta":
             from airflow_provider_engagelab.operators.delta_tables import open_delta_sink
 
+            check_delta_options(self.on_schema_change)
             return open_delta_sink(query, self.output_path, self.output_conn_id,
                                    wait_seconds=self.commit_wait_seconds)
         if root is None:
@@ -407,7 +409,7 @@ class EngageLabStatsOperator(BaseOperator):
                        "format": "delta", "window": {"start": query.start.isoformat(),
                                                      "end": query.end.isoformat()},
                        **result, "calls": stream.calls_done, "requests": stream.requests,
-                       "journey_errors": report}
+                       "journey_errors": report, "schema_changes": changes.report()}
             self._emit_asset_event(context, root, summary)
             return summary
         files = result["files"]

@@ -466,6 +466,8 @@ def test_delta_output_is_checked_when_the_dag_is_parsed():
     assert EngageLabStatsOperator(**common, output_path="/data/lake").output_format == "delta"
     assert EngageLabStatsOperator(**common, output_path="{{ var.value.lake }}").output_format == "delta"
     EngageLabStatsOperator.partial(task_id="m", stats_type="journey", output_format="delta")  # path: expand()
+    with pytest.raises(EngageLabValidationError, match=r"on_schema_change='keep' for output_format='delta'"):
+        EngageLabStatsOperator(**common, output_path="/data/lake", on_schema_change="keep")
 
 
 def test_without_the_extra_the_task_fails_before_any_request_naming_it(sb, tmp_path, monkeypatch):
