@@ -67,12 +67,12 @@ def s3_options_from_connection(conn_id: str | None) -> dict[str, str]:
     """delta-rs S3 options from an Airflow ``aws`` Connection (``None``: boto3's default chain).
 
     Keys (or the role the Connection assumes), region and ``endpoint_url`` as the Amazon
-    provider resolves them; the secret is registered with Airflow's log masker.
+    provider resolves them (a Connection id that does not exist falls back to boto3's chain
+    with a warning, as for file outputs); the secret is registered with Airflow's log masker.
     """
     from airflow_provider_engagelab.sinks.delta import s3_storage_options
 
     try:
-        from airflow.exceptions import AirflowNotFoundException
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     except ImportError:
         raise EngageLabValidationError(
@@ -80,15 +80,10 @@ def s3_options_from_connection(conn_id: str | None) -> dict[str, str]:
             "pip install 'airflow-provider-engagelab[s3]'"
         ) from None
     hook = S3Hook(aws_conn_id=conn_id)
-    try:
-        session = hook.get_session()
-        endpoint = hook.conn_config.get_service_endpoint_url(service_name="s3")
-        region = hook.conn_config.region_name or session.region_name
-        credentials = hook.get_credentials() if session.get_credentials() is not None else None
-    except AirflowNotFoundException:
-        raise EngageLabValidationError(
-            f"Invalid output_conn_id={conn_id!r}: no such Airflow Connection"
-        ) from None
+    session = hook.get_session()
+    endpoint = hook.conn_config.get_service_endpoint_url(service_name="s3")
+    region = hook.conn_config.region_name or session.region_name
+    credentials = hook.get_credentials() if session.get_credentials() is not None else None
     return s3_storage_options(
         access_key_id=credentials.access_key if credentials else None,
         secret_access_key=credentials.secret_key if credentials else None,
