@@ -13,12 +13,13 @@ reasons:
   gives the S3 behaviour; reads stay concurrent.
 
 ``python moto_s3_server.py`` prints ``http://127.0.0.1:<port>`` on its first line and serves
-until it is terminated.
+until it is terminated or its standard input closes (the test process that started it died).
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 from moto.s3.responses import S3Response
@@ -43,6 +44,7 @@ def main() -> None:
     print(f"http://{host}:{port}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     stop.wait()
     server.stop()
 

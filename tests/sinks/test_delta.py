@@ -50,8 +50,8 @@ CONCURRENT = ("message", "HOUR")
 def moto_s3_endpoint():
     """Overrides the conftest's in-process server for this module (see ``moto_s3_server.py``)."""
     pytest.importorskip("moto.server")
-    proc = subprocess.Popen([sys.executable, str(HERE / "moto_s3_server.py")], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(HERE / "moto_s3_server.py")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         endpoint = proc.stdout.readline().strip()
         assert endpoint.startswith("http://127.0.0.1:"), endpoint
