@@ -38,6 +38,7 @@ from airflow_provider_engagelab.core.report import journey_error_report, journey
 from airflow_provider_engagelab.core.schema_changes import SchemaChanges
 from airflow_provider_engagelab.core.window import apply_lookback
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
+from airflow_provider_engagelab.operators.delta_tables import check_delta_options, check_delta_output
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -98,6 +99,11 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
     value = params.get("output_path")
     if value is not None and not is_templated(value):
         output_root_uri(value)
+    fmt = params.get("output_format")
+    if isinstance(fmt, str) and parse_output_format(fmt) == "delta":
+        check_delta_options(params.get("on_schema_change"))
+        if not is_templated(value) and (value is not None or not mapped):  # expand() may give it
+            check_delta_output(value)
 
 
 def _alias_name(dag_id: str | None, task_id: str) -> str:
@@ -134,7 +140,8 @@ class EngageLabStatsOperator(BaseOperator):
         absolute local path). (templated)
     :param output_conn_id: the Airflow Connection of the object store (e.g. ``aws_default``).
     :param output_format: ``"jsonl"`` (default), ``"csv"`` or ``"parquet"`` (needs the
-        ``[parquet]`` extra).
+        ``[parquet]`` extra) files, or ``"delta"``: Delta tables (needs the ``[delta]`` extra;
+        local and ``s3://`` roots).
     :param on_journey_error: what a per-journey ``error_code`` does: ``"fail"`` (fail listing
         every failed journey, write nothing), ``"warn"`` (log a warning per journey, keep the
         others) or ``"skip"`` (as ``warn``, logged at debug level only).
@@ -148,7 +155,8 @@ class EngageLabStatsOperator(BaseOperator):
         that dies while committing delays the next commit of that partition by at most this
         long. Renewed every third of it while a commit runs. Between 5 and 3600.
     :param commit_wait_seconds: how long a commit waits for other tasks' commits of the same
-        partition before the task fails (and Airflow retries it). Between 1 and 86400.
+        partition (Delta: retries commits that conflicted with them) before the task fails
+        (and Airflow retries it). Between 1 and 86400.
     """
 
     template_fields: Sequence[str] = ("journey_ids", "time_unit", "start_time", "end_time", "output_path")
@@ -326,6 +334,12 @@ class EngageLabStatsOperator(BaseOperator):
 
     def _open_sink(self, query: StatsQuery, root: str | None) -> Sink:
         """The sink of this task's output (an XCom list, or partitioned files under ``root``)."""
+        if self.output_format == "delta":
+            from airflow_provider_engagelab.operators.delta_tables import open_delta_sink
+
+            check_delta_options(self.on_schema_change)
+            return open_delta_sink(query, self.output_path, self.output_conn_id,
+                                   wait_seconds=self.commit_wait_seconds)
         if root is None:
             from airflow_provider_engagelab.sinks.xcom import XComSink
 
@@ -390,6 +404,14 @@ class EngageLabStatsOperator(BaseOperator):
         report: list[dict[str, Any]],
         changes: SchemaChanges,
     ) -> dict[str, Any]:
+        if self.output_format == "delta":  # the sink logged its commit
+            summary = {"stats_type": query.stats_type.value, "time_unit": query.time_unit.value,
+                       "format": "delta", "window": {"start": query.start.isoformat(),
+                                                     "end": query.end.isoformat()},
+                       **result, "calls": stream.calls_done, "requests": stream.requests,
+                       "journey_errors": report, "schema_changes": changes.report()}
+            self._emit_asset_event(context, root, summary)
+            return summary
         files = result["files"]
         self.log.info(
             "Committed %d partition(s) under %s: %d file(s), %d row(s) written; %d file(s) of other "
