@@ -27,7 +27,13 @@ from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.query import StatsQuery
 from airflow_provider_engagelab.core.sql_table import TableName, replace_ranges
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
-from airflow_provider_engagelab.sinks.sql_load import CopyLoader, ExecutemanyLoader, has_copy, plain_cursor
+from airflow_provider_engagelab.sinks.sql_load import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    CopyLoader,
+    ExecutemanyLoader,
+    has_copy,
+    plain_cursor,
+)
 from airflow_provider_engagelab.sinks.sql_schema import (
     POSTGRES,
     SQLITE,
@@ -84,6 +90,8 @@ class SqlSink:
         self._committed = False
         conn = db.connection
         try:
+            if self.sql.family == SQLITE:  # before the first read: wait for other tasks' writes
+                conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_MS)}")
             self.created = self._ensure_table(create_table)
             self.schema = self._schema()
             loader_cls = CopyLoader if self.sql.family == POSTGRES and has_copy(conn) else ExecutemanyLoader

@@ -265,7 +265,6 @@ class ExecutemanyLoader(_Loader):
         self.sqlite = self.sql.family == SQLITE
         if self.sqlite:
             self.conn.isolation_level = None  # explicit BEGIN IMMEDIATE ... COMMIT below
-            self.conn.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_MS)}")
         elif hasattr(self.conn, "autocommit") and not callable(self.conn.autocommit):
             self.conn.autocommit = False
 
