@@ -209,7 +209,9 @@ _PG_OK = {
     STR: re.compile(r"text|character varying(\(\d+\))?\Z"),
     TIMESTAMP: re.compile(r"timestamp(\(\d\))? with(out)? time zone\Z"),
 }
-_SQLITE_OK = {INT: {"INTEGER"}, NUMBER: {"REAL", "NUMERIC"}, STR: {"TEXT"}, TIMESTAMP: {"NUMERIC", "TEXT"}}
+_SQLITE_OK = {
+    INT: {"INTEGER", "NUMERIC"}, NUMBER: {"REAL", "NUMERIC"}, STR: {"TEXT"}, TIMESTAMP: {"NUMERIC", "TEXT"},
+}
 
 
 def type_matches(family: str, kind: str, info: ColumnInfo) -> bool:

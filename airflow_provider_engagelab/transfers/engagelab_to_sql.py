@@ -178,7 +178,10 @@ class EngageLabStatsToSqlOperator(EngageLabFetchOperator):
                 f"Invalid sql_conn_id={self.sql_conn_id!r}: writing to SQL needs "
                 f"apache-airflow-providers-common-sql; install the extra: {SQL_INSTALL_HINT}"
             ) from None
-        from airflow.sdk import BaseHook
+        try:  # Airflow >= 3.1 exports BaseHook from the task SDK
+            from airflow.sdk import BaseHook
+        except ImportError:  # Airflow 3.0
+            from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
 
         try:
             conn = BaseHook.get_connection(self.sql_conn_id)
