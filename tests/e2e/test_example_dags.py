@@ -86,7 +86,8 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
     assert report["errors"] == {}
     assert report["warnings"] == []
     assert report["dags"] == [
-        "example_engagelab_backfill_mapped", "example_engagelab_daily", "example_engagelab_xcom"]
+        "example_engagelab_backfill_mapped", "example_engagelab_daily", "example_engagelab_tables",
+        "example_engagelab_xcom"]
 
 
 def test_daily_dag_end_to_end(airflow_runner, sandbox, tmp_path):
