@@ -3,7 +3,8 @@
 :class:`EngageLabFetchOperator` owns the fetch parameters (``stats_type``,
 ``engagelab_conn_id``, ``journey_ids``, ``time_unit``, ``start_time``, ``end_time``,
 ``lookback_days``, ``on_journey_error``), their parse-time and run-time validation, the run's
-window, the query, the fetch loop (hook -> sink) and the journey-error policy. Subclasses say
+window, the query, the fetch loop (hook -> sink), the journey-error policy and the application
+of a subclass's ``on_schema_change`` policy. Subclasses say
 where the rows go by implementing :meth:`EngageLabFetchOperator._open_sink`: the stats
 operators (XCom, files) and the SQL transfer.
 """
@@ -29,6 +30,7 @@ from airflow_provider_engagelab.core.query import (
     parse_time_unit,
 )
 from airflow_provider_engagelab.core.report import journey_error_report, journey_errors_exception
+from airflow_provider_engagelab.core.schema_changes import SchemaChanges
 from airflow_provider_engagelab.core.window import apply_lookback
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
 
@@ -130,6 +132,9 @@ class EngageLabFetchOperator(BaseOperator):
     #: Set by the subclasses that fix the statistics type.
     fixed_stats_type: ClassVar[str | None] = None
 
+    #: What a field the contract does not name does (subclasses take it as a parameter).
+    on_schema_change: str = "warn"
+
     def __init__(
         self,
         *,
@@ -219,6 +224,27 @@ class EngageLabFetchOperator(BaseOperator):
         finally:
             sink.abort()
         return FetchOutcome(result, stream, report)
+
+    def _schema_policy(self, query: StatsQuery) -> tuple[SchemaChanges, Callable[[ParsedResponse], None]]:
+        """The task's ``on_schema_change`` policy, and what applies it to each answer (logging
+        each new field once)."""
+        changes = SchemaChanges(self.on_schema_change, query.stats_type.value)
+
+        def apply(parsed: ParsedResponse) -> None:
+            for new in changes.apply(parsed):
+                self._log_new_field(new)
+
+        return changes, apply
+
+    def _log_new_field(self, new: dict[str, Any]) -> None:
+        how = "written too" if self.on_schema_change == "keep" else "left out; the known columns are written"
+        log = self.log.warning if self.on_schema_change == "warn" else self.log.info
+        log(
+            "The API answered %s statistics with the field %r, which the contract does not name "
+            "(first in journey %s, time %r): %s (on_schema_change=%r)",
+            self.stats_type, new["field"], new.get("journey_id"), new.get("time"), how,
+            self.on_schema_change,
+        )
 
     def _check_journey_errors(self, stream: StatsStream) -> list[dict[str, Any]]:
         report = journey_error_report(stream.errors)

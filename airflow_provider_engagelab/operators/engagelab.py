@@ -37,7 +37,6 @@ from airflow_provider_engagelab.operators._base import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_engagelab.core.records import ParsedResponse
     from airflow_provider_engagelab.core.stream import StatsStream
     from airflow_provider_engagelab.sinks.base import Sink
     from airflow_provider_engagelab.sinks.store import Store
@@ -218,28 +217,13 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
             query.stats_type.value, len(query.journey_ids), query.start.isoformat(),
             query.end.isoformat(), query.time_unit.value, root or "XCom",
         )
-        changes = SchemaChanges(self.on_schema_change, query.stats_type.value)
-
-        def apply_schema_policy(parsed: ParsedResponse) -> None:
-            for new in changes.apply(parsed):
-                self._log_new_field(new)
-
+        changes, apply_schema_policy = self._schema_policy(query)
         outcome = self._fetch(query, sink, apply_schema_policy)
         result, stream, report = outcome.result, outcome.stream, outcome.journey_errors
         if root is None:
             self.log.info("Returning %d row(s) through XCom (%d call(s))", len(result), stream.calls_done)
             return result
         return self._summary(context, query, stream, root, result, report, changes)
-
-    def _log_new_field(self, new: dict[str, Any]) -> None:
-        how = "written too" if self.on_schema_change == "keep" else "left out; the known columns are written"
-        log = self.log.warning if self.on_schema_change == "warn" else self.log.info
-        log(
-            "The API answered %s statistics with the field %r, which the contract does not name "
-            "(first in journey %s, time %r): %s (on_schema_change=%r)",
-            self.stats_type, new["field"], new.get("journey_id"), new.get("time"), how,
-            self.on_schema_change,
-        )
 
     def _open_sink(self, query: StatsQuery, root: str | None = None) -> Sink:
         """The sink of this task's output (an XCom list, or partitioned files under ``root``)."""

@@ -6,7 +6,9 @@ table is never altered), a missing one is created when ``create_table`` says so 
 short transaction, serialised between concurrent tasks). Then the loader of the database
 (:mod:`.sql_load`) stages each answer as it arrives, and :meth:`SqlSink.commit` replaces, in
 one transaction, exactly the rows of the journeys each call answered for (``error_code`` 0)
-over that call's dates and the task's time unit. A journey that failed under
+over that call's dates and the task's time unit. Only the contract's columns are written
+(fields the contract does not name are the transfer's ``on_schema_change`` business: logged,
+or refused). A journey that failed under
 ``on_journey_error`` ``warn``/``skip`` keeps its rows, as do the journeys and dates the task
 did not fetch.
 
@@ -22,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_engagelab.core.contract import COLUMNS
 from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.query import StatsQuery
 from airflow_provider_engagelab.core.sql_table import TableName, replace_ranges
@@ -85,7 +86,6 @@ class SqlSink:
         self.sql = TableSql(sa_dialect(db.dialect_name), table, query.stats_type)
         self.rows_staged = 0
         self._fetched: list[tuple[Any, Any, frozenset[int]]] = []
-        self._extra_fields: set[str] = set()
         self._closed = False
         self._committed = False
         conn = db.connection
@@ -200,8 +200,6 @@ class SqlSink:
     # ------------------------------------------------------------------ the Sink protocol
     def stage(self, parsed: ParsedResponse) -> None:
         """Stage one answer's rows; note its window and the journeys it answered for."""
-        if parsed.records is None and parsed.rows:
-            self._note_extra_fields(parsed.rows)
         self.rows_staged += self.loader.stage(parsed)
         call = parsed.call
         if call is None:  # an answer built by hand: it covers the whole query
@@ -209,14 +207,6 @@ class SqlSink:
             self._fetched.append((self.query.start, self.query.end, ok))
         else:
             self._fetched.append((call.start, call.end, frozenset(parsed.ok_journeys)))
-
-    def _note_extra_fields(self, rows: list[dict[str, Any]]) -> None:
-        known = set(COLUMNS[self.sql.stats_type])
-        new = {k for row in rows if len(row) != len(known) for k in row if k not in known}
-        for name in sorted(new - self._extra_fields):
-            _log.warning("The API sent field %r, which the contract does not name: it has no column "
-                         "in %s and is not written", name, self.sql.qualified)
-        self._extra_fields |= new
 
     def commit(self) -> dict[str, Any]:
         """Replace the fetched journeys' rows in one transaction; return the counts."""
@@ -230,7 +220,6 @@ class SqlSink:
             "replace_attempts": self.loader.attempts,
             "created": self.created,
             "schema": self.schema,
-            "unknown_fields": sorted(self._extra_fields),
         }
 
     def abort(self) -> None:

@@ -56,7 +56,6 @@ SQLITE_BUSY_TIMEOUT_MS = 300_000
 #: failure, deadlock.
 RETRYABLE_SQLSTATES = frozenset({"23505", "40001", "40P01"})
 
-_astuple = msgspec.structs.astuple
 _FRAME = struct.Struct("<I")
 
 
@@ -68,8 +67,9 @@ def _chunks(seq: Sequence[Any], size: int = CHUNK_ROWS) -> Iterator[Sequence[Any
 def _values(parsed: ParsedResponse, sql: TableSql) -> Iterator[list[tuple[Any, ...]]]:
     """The rows of an answer as tuples in ``COLUMNS`` order, a chunk at a time."""
     if parsed.records is not None:
+        columns = encoding.COLUMN_TUPLE[sql.stats_type]  # fields the contract does not name left out
         for chunk in _chunks(parsed.records):
-            yield list(map(_astuple, chunk))
+            yield list(map(columns, chunk))
     else:
         for chunk in _chunks(parsed.rows):
             yield encoding.row_values(sql.stats_type, chunk)

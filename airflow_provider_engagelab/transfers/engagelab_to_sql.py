@@ -15,6 +15,7 @@ from airflow.sdk import Asset, AssetAlias
 
 from airflow_provider_engagelab._context import is_templated
 from airflow_provider_engagelab.core.defaults import DEFAULT_CONN_ID
+from airflow_provider_engagelab.core.options import parse_schema_policy
 from airflow_provider_engagelab.core.query import StatsQuery
 from airflow_provider_engagelab.core.sql_table import TableName, parse_table_name
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
@@ -50,6 +51,12 @@ def _validate_sql_literals(params: dict[str, Any]) -> None:
     value = params.get("table")
     if value is not None and not is_templated(value):
         parse_table_name(value)
+    if "on_schema_change" in params and parse_schema_policy(params["on_schema_change"]) == "keep":
+        raise EngageLabValidationError(
+            "Invalid on_schema_change='keep': a SQL table has no column for fields the contract does "
+            "not name, and this task never alters a table; use 'warn' (the known columns are loaded, "
+            "the new field logged) or 'fail'"
+        )
     if "create_table" in params and not isinstance(params["create_table"], bool):
         raise EngageLabValidationError(
             f"Invalid create_table={params['create_table']!r}: must be True or False"
@@ -84,6 +91,9 @@ class EngageLabStatsToSqlOperator(EngageLabFetchOperator):
     :param on_journey_error: what a per-journey ``error_code`` does: ``"fail"`` (fail, change
         nothing), ``"warn"`` (log a warning per journey, load the others) or ``"skip"`` (as
         ``warn``, logged at debug level only).
+    :param on_schema_change: what a detail field the contract does not name does: ``"warn"``
+        (logged, named in the summary; the known columns are loaded) or ``"fail"`` (refused
+        before anything changes). ``"keep"`` is refused: the table has no column for it.
     """
 
     template_fields: Sequence[str] = (*FETCH_TEMPLATE_FIELDS, "table")
@@ -103,9 +113,11 @@ class EngageLabStatsToSqlOperator(EngageLabFetchOperator):
         end_time: Any = None,
         lookback_days: int = 0,
         on_journey_error: str = "fail",
+        on_schema_change: str = "warn",
         **kwargs: Any,
     ) -> None:
-        _validate_sql_literals({"sql_conn_id": sql_conn_id, "table": table, "create_table": create_table})
+        _validate_sql_literals({"sql_conn_id": sql_conn_id, "table": table, "create_table": create_table,
+                                "on_schema_change": on_schema_change})
         super().__init__(
             stats_type=stats_type, engagelab_conn_id=engagelab_conn_id, journey_ids=journey_ids,
             time_unit=time_unit, start_time=start_time, end_time=end_time, lookback_days=lookback_days,
@@ -114,6 +126,7 @@ class EngageLabStatsToSqlOperator(EngageLabFetchOperator):
         self.sql_conn_id = sql_conn_id
         self.table = table
         self.create_table = create_table
+        self.on_schema_change = parse_schema_policy(on_schema_change)
         if not getattr(self, "_BaseOperator__from_mapped", False):  # mapped: partial() declared it
             alias = AssetAlias(name=self.asset_alias_name)
             outlets = list(self.outlets or [])
@@ -146,7 +159,8 @@ class EngageLabStatsToSqlOperator(EngageLabFetchOperator):
             query.stats_type.value, len(query.journey_ids), query.start.isoformat(),
             query.end.isoformat(), query.time_unit.value, table, self.sql_conn_id, sink.method,
         )
-        outcome = self._fetch(query, sink)
+        changes, apply_schema_policy = self._schema_policy(query)
+        outcome = self._fetch(query, sink, apply_schema_policy)
         result = outcome.result
         self.log.info(
             "Committed to %s: %d row(s) deleted, %d inserted (%d call(s))",
@@ -165,6 +179,7 @@ class EngageLabStatsToSqlOperator(EngageLabFetchOperator):
             "calls": outcome.stream.calls_done,
             "requests": outcome.stream.requests,
             "journey_errors": outcome.journey_errors,
+            "schema_changes": changes.report(),
         }
         self._emit_asset_event(context, hook, summary)
         return summary

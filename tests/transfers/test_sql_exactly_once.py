@@ -14,7 +14,6 @@ import signal
 import time
 
 import pytest
-from conftest import J, daily, expected, finish, op_kwargs, run_task, start_tasks
 
 from airflow_provider_engagelab.core.contract import COLUMNS
 from airflow_provider_engagelab.core.query import StatsType
@@ -25,6 +24,7 @@ from airflow_provider_engagelab.exceptions import (
 )
 from airflow_provider_engagelab.sinks import sql_load
 from airflow_provider_engagelab.testing.sandbox import Fault
+from tests.transfers.sql_helpers import J, daily, expected, finish, op_kwargs, run_task, start_tasks
 
 #: (stats type, time unit): per-component rows by the hour, journey rows by the day.
 CASES = [("message", "HOUR"), ("journey", "DAY")]

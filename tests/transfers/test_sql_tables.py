@@ -7,18 +7,17 @@ parameter; an existing table that does not match is left exactly as it was.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import sqlite3
 
 import pytest
-from conftest import J, expected, run_task
 
 from airflow_provider_engagelab import get_provider_info
 from airflow_provider_engagelab.core.sql_table import parse_table_name, replace_ranges
-from airflow_provider_engagelab.exceptions import EngageLabValidationError
+from airflow_provider_engagelab.exceptions import EngageLabSchemaChangeError, EngageLabValidationError
 from airflow_provider_engagelab.testing.sandbox import Fault
 from airflow_provider_engagelab.transfers.engagelab_to_sql import EngageLabStatsToSqlOperator
+from tests.transfers.sql_helpers import J, expected, run_task
 
 PG_TYPES = {
     "journey_id": "bigint", "time_unit": "character varying(32)", "time": "character varying(32)",
@@ -79,16 +78,29 @@ def test_the_summary_is_small_and_complete(sb, db):
         "method": "copy" if db.backend == "postgres" else "executemany", "calls": 1, "requests": 1,
         "journey_errors": [{"journey_id": 2, "error_code": 50202,
                             "meaning": "journey does not exist or belongs to another project"}],
+        "schema_changes": [],
     }
     json.dumps(summary)
 
 
-def test_a_field_the_contract_does_not_name_is_logged_and_left_out(sb, db, caplog):
+def test_a_field_the_contract_does_not_name_is_reported_and_left_out(sb, db):
     sb.inject(Fault("bad_field", field="loyalty_points", value=3))
-    with caplog.at_level(logging.WARNING, logger="airflow_provider_engagelab.sinks.sql"):
-        run_task(db, "journey", "DAY", [1], "2026-05-01", "2026-05-02")
-    assert "'loyalty_points', which the contract does not name" in caplog.text
+    summary = run_task(db, "journey", "DAY", [1], "2026-05-01", "2026-05-02")
+    assert summary["schema_changes"] == [{"field": "loyalty_points", "journey_id": 1, "time": "2026-05-01"}]
     assert db.rows("journey") == expected(sb, "journey", "DAY", ([1], "2026-05-01", "2026-05-02"))
+
+
+def test_on_schema_change_fail_changes_nothing_and_keep_is_refused(sb, db):
+    run_task(db, "journey", "DAY", [1], "2026-05-01", "2026-05-02")
+    before = db.rows("journey")
+    db.execute(f"UPDATE {db.table} SET entry_count = -1")
+    sb.inject(Fault("bad_field", field="loyalty_points", value=3))
+    with pytest.raises(EngageLabSchemaChangeError, match="loyalty_points"):
+        run_task(db, "journey", "DAY", [1], "2026-05-01", "2026-05-02", on_schema_change="fail")
+    assert db.rows("journey") == [{**r, "entry_count": -1} for r in before]
+    with pytest.raises(EngageLabValidationError, match=r"Invalid on_schema_change='keep': a SQL table has "
+                       r"no column for fields the contract does not name"):
+        run_task(db, "journey", "DAY", [1], "2026-05-01", "2026-05-02", on_schema_change="keep")
 
 
 # ---------------------------------------------------------------------------- existing tables
