@@ -309,3 +309,20 @@ def test_replace_ranges_merge_calls_and_split_long_id_lists():
     assert [(r.lower, r.upper, len(r.journey_ids)) for r in ranges] == [
         ("2026-05-01", "2026-06-11", 60), ("2026-05-01", "2026-06-11", 41), ("2026-06-11", "2026-06-13", 1)]
     assert parse_table_name("s.t").schema == "s"
+
+
+def test_a_refused_database_login_fails_without_showing_the_password(sb, postgres_server, monkeypatch):
+    secret = "not-the-password-4f9c1e"
+    conn = {**postgres_server.connection(), "password": secret}
+    monkeypatch.setenv("AIRFLOW_CONN_PG_WRONG", json.dumps(conn))
+    op = EngageLabStatsToSqlOperator(task_id="t", stats_type="journey", sql_conn_id="pg_wrong", table="t",
+                                     journey_ids=[1], start_time="2026-05-01", end_time="2026-05-01")
+    with pytest.raises(Exception) as caught:  # the driver's own OperationalError
+        op.execute({})
+    chain, exc = [], caught.value
+    while exc is not None:
+        chain.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__
+    assert "password authentication failed" in chain[0]
+    assert secret not in "\n".join(chain)
+    assert sb.counters()["requests"] == 0
