@@ -137,15 +137,16 @@ def test_tables_dag_loads_the_window_into_a_delta_table_exactly_once(airflow_run
     lake = tmp_path / "lake"
     airflow_runner.add_dag_file(EXAMPLES / "example_engagelab_tables.py")
     ids = [101, 102, 103, 104]
+    warehouse = {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}  # the SQL tasks' target
     env = _env(sandbox, tmp_path, ENGAGELAB_JOURNEY_IDS=",".join(map(str, ids)),
-               ENGAGELAB_LAKE_PATH=lake.as_uri())
+               ENGAGELAB_LAKE_PATH=lake.as_uri(), AIRFLOW_CONN_ENGAGELAB_WAREHOUSE=json.dumps(warehouse))
     expected = sandbox.expected_rows("message", ids, "DAY", "2026-05-30", "2026-06-01")
     assert expected
     expected = [{**r, "revenue_amount": float(r["revenue_amount"])} for r in expected]
     versions = []
     for _ in range(2):  # the run for 2026-06-02 covers 06-01 and, looking back, 05-30 and 05-31
         result = airflow_runner.run("example_engagelab_tables", logical_date="2026-06-02T00:00:00+00:00",
-                                    env=env)
+                                    conf={"schema": "main"}, env=env)
         table = deltalake.DeltaTable(str(lake / "message" / "day"))
         rows = table.to_pyarrow_table().drop_columns(["date"]).to_pylist()
         _assert_exactly_once(rows, expected)
