@@ -36,13 +36,14 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from airflow_provider_engagelab.core import encoding
 from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.query import StatsQuery, parse_stats_type, parse_time_unit
 from airflow_provider_engagelab.exceptions import EngageLabOutputError, EngageLabValidationError
+from airflow_provider_engagelab.sinks.base import note_coverage
 from airflow_provider_engagelab.sinks.staging import PartitionStager, StagedFile, read_staged_batches
 
 _log = logging.getLogger(__name__)
@@ -286,16 +287,7 @@ class DeltaSink:
     def stage(self, parsed: ParsedResponse) -> None:
         """Stage one answer's rows, and note which journeys it covers on which dates."""
         self._stager.add_response(parsed)
-        call = parsed.call
-        if call is None:  # an answer built by hand: it covers the whole query
-            first, last = self.query.start, self.query.end
-            ok = set(self.query.journey_ids) - {e.journey_id for e in parsed.errors}
-        else:
-            first, last, ok = call.start, call.end, set(parsed.ok_journeys)
-        day = first
-        while day <= last:
-            self._fetched[day] |= ok
-            day += timedelta(days=1)
+        note_coverage(self._fetched, parsed, self.query)
 
     def _batches(self, staged: Mapping[date, StagedFile], days: list[date]) -> Iterator[Any]:
         import pyarrow as pa

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from airflow_provider_engagelab.core.layout import partition_path
 from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.query import StatsQuery
+from airflow_provider_engagelab.sinks.base import note_coverage
 from airflow_provider_engagelab.sinks.partition import PartitionResult, commit_partition
 from airflow_provider_engagelab.sinks.staging import PartitionStager
 from airflow_provider_engagelab.sinks.store import LocalStore, Store
@@ -73,16 +74,7 @@ class FileSink:
     def stage(self, parsed: ParsedResponse) -> None:
         """Stage one answer's rows, and note which journeys it covers on which dates."""
         self._stager.add_response(parsed)
-        call = parsed.call
-        if call is None:  # an answer built by hand: it covers the whole query
-            first, last = self.query.start, self.query.end
-            ok = set(self.query.journey_ids) - {e.journey_id for e in parsed.errors}
-        else:
-            first, last, ok = call.start, call.end, set(parsed.ok_journeys)
-        day = first
-        while day <= last:
-            self._fetched[day] |= ok
-            day += timedelta(days=1)
+        note_coverage(self._fetched, parsed, self.query)
 
     def commit(self) -> dict[str, Any]:
         """Commit every date the task fetched any journey for; return the summary."""
