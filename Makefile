@@ -39,7 +39,7 @@ $(DOCS_STAMP): $(STAMP)
 
 docs: $(DOCS_STAMP)
 	rm -rf docs/_build
-	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 # mypy runs against the newest Airflow only: the 3.0 fallback imports type-check differently.
 lint: $(STAMP)
