@@ -207,3 +207,16 @@ def test_provider_info_links_the_how_to_pages() -> None:
         validator = jsonschema.validators.validator_for(item)(item)
         for entry in info[key]:
             validator.validate(entry)
+
+
+def test_airflow_shows_the_documentation_url() -> None:
+    """Airflow 3.3 reads the provider's documentation URL from the package's Project-URL
+    ``Documentation`` (its Providers page links it); older releases do not show one."""
+    from airflow.providers_manager import ProvidersManager
+
+    info = ProvidersManager().providers["airflow-provider-engagelab"].data
+    if "documentation-url" not in info:
+        pytest.skip(f"Airflow {airflow.__version__} shows no documentation URL for providers")
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    assert f"Documentation = {info['documentation-url']}" in cfg["metadata"]["project_urls"]
