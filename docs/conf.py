@@ -41,5 +41,6 @@ html_theme_options = {
     "fixed_sidebar": True,
     "page_width": "1180px",
     "sidebar_width": "240px",
+    "body_max_width": "none",
 }
 html_static_path: list[str] = []
