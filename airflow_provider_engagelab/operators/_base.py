@@ -82,17 +82,22 @@ def alias_name(dag_id: str | None, task_id: str) -> str:
     return f"{ALIAS_PREFIX}{dag_id}.{task_id}" if dag_id else f"{ALIAS_PREFIX}{task_id}"
 
 
-def partial_alias_name(kwargs: Mapping[str, Any]) -> str | None:
-    """The AssetAlias name of the mapped task that ``partial(**kwargs)`` is declaring."""
-    task_id = kwargs.get("task_id")
-    if not isinstance(task_id, str):
-        return None
-    from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+def declare_partial_outlet(op_partial: Any, outlet_for: Callable[[str], Any]) -> Any:
+    """Add a mapped task's own outlet to what ``partial()`` returned, and return it.
 
-    dag = kwargs.get("dag") or DagContext.get_current()
-    group = kwargs.get("task_group") or (TaskGroupContext.get_current(dag) if dag else None)
-    full_id = group.child_id(task_id) if group else task_id
-    return alias_name(dag.dag_id if dag else None, full_id)
+    ``outlet_for(alias_name)`` gives the Asset or AssetAlias to declare (or ``None``). The
+    name comes from the dag and the group-qualified task id that ``partial()`` resolved, so
+    the unmapped task finds the same outlet among its ``outlets`` and adds no other.
+    """
+    kwargs = op_partial.kwargs
+    dag = kwargs.get("dag")
+    own = outlet_for(alias_name(dag.dag_id if dag is not None else None, kwargs["task_id"]))
+    if own is not None:
+        outlets = kwargs.get("outlets") or []
+        outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
+        if own not in outlets:
+            kwargs["outlets"] = [*outlets, own]
+    return op_partial
 
 
 @dataclass

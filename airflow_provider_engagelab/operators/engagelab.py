@@ -30,7 +30,7 @@ from airflow_provider_engagelab.exceptions import EngageLabValidationError
 from airflow_provider_engagelab.operators._base import (
     FETCH_TEMPLATE_FIELDS,
     EngageLabFetchOperator,
-    partial_alias_name,
+    declare_partial_outlet,
     validate_fetch_literals,
 )
 from airflow_provider_engagelab.operators.delta_tables import check_delta_options, check_delta_output
@@ -180,10 +180,11 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
 
     # ------------------------------------------------------------------ outlets
     def _add_own_outlet(self) -> None:
-        if getattr(self, "_BaseOperator__from_mapped", False):
-            return  # a mapped task: partial() declared the outlet (what the scheduler knows)
         outlets = list(self.outlets or [])
-        own = _own_outlet(self.stats_type, self.output_path, self.asset_alias_name)
+        alias = self.asset_alias_name
+        if AssetAlias(name=alias) in outlets:
+            return  # a mapped task's alias, declared by partial() (what the scheduler knows)
+        own = _own_outlet(self.stats_type, self.output_path, alias)
         if own is not None and own not in outlets:
             self.outlets = [*outlets, own]
 
@@ -191,21 +192,17 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
         """Like ``BaseOperator.partial``, plus parse-time checks and the Asset outlet.
 
-        A literal ``output_path`` given here is declared as an Asset, a templated one (or one
-        whose ``stats_type`` is expanded) as an AssetAlias resolved at run time. (An
-        ``output_path`` passed to ``.expand()`` is not known here: declare ``outlets``
-        yourself in that case.)
+        A literal ``output_path`` given here is declared as an Asset; a templated one, one
+        whose ``stats_type`` is expanded, or one passed to ``.expand()`` as an AssetAlias
+        resolved at run time.
         """
         stats_type = cls.fixed_stats_type or kwargs.get("stats_type")
         _validate_literals(stats_type, kwargs, mapped=True)
-        alias = partial_alias_name(kwargs)
-        if alias is not None:
-            own = _own_outlet(stats_type, kwargs.get("output_path"), alias)
-            outlets = kwargs.get("outlets") or []
-            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
-            if own is not None and own not in outlets:
-                kwargs["outlets"] = [*outlets, own]
-        return super().partial(**kwargs)
+        path = kwargs.get("output_path")
+        return declare_partial_outlet(
+            super().partial(**kwargs),
+            lambda alias: AssetAlias(name=alias) if path is None else _own_outlet(stats_type, path, alias),
+        )
 
     # ------------------------------------------------------------------ execute
     def _query(self, context: Context) -> StatsQuery:

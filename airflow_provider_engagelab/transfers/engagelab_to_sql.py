@@ -22,7 +22,7 @@ from airflow_provider_engagelab.exceptions import EngageLabValidationError
 from airflow_provider_engagelab.operators._base import (
     FETCH_TEMPLATE_FIELDS,
     EngageLabFetchOperator,
-    partial_alias_name,
+    declare_partial_outlet,
     validate_fetch_literals,
 )
 
@@ -127,24 +127,17 @@ class EngageLabStatsToSqlOperator(EngageLabFetchOperator):
         self.table = table
         self.create_table = create_table
         self.on_schema_change = parse_schema_policy(on_schema_change)
-        if not getattr(self, "_BaseOperator__from_mapped", False):  # mapped: partial() declared it
-            alias = AssetAlias(name=self.asset_alias_name)
-            outlets = list(self.outlets or [])
-            if alias not in outlets:
-                self.outlets = [*outlets, alias]
+        alias = AssetAlias(name=self.asset_alias_name)  # a mapped task's: declared by partial()
+        outlets = list(self.outlets or [])
+        if alias not in outlets:
+            self.outlets = [*outlets, alias]
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
         """Like ``BaseOperator.partial``, plus parse-time checks and the AssetAlias outlet."""
         validate_fetch_literals(kwargs.get("stats_type"), kwargs, mapped=True)
         _validate_sql_literals(kwargs)
-        alias = partial_alias_name(kwargs)
-        if alias is not None:
-            outlets = kwargs.get("outlets") or []
-            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
-            if AssetAlias(name=alias) not in outlets:
-                kwargs["outlets"] = [*outlets, AssetAlias(name=alias)]
-        return super().partial(**kwargs)
+        return declare_partial_outlet(super().partial(**kwargs), lambda alias: AssetAlias(name=alias))
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:

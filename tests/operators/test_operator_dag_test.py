@@ -59,6 +59,11 @@ with dag("el_mapped", None):
         task_id="fetch", start_time="2026-05-30", end_time="2026-06-01", output_path=ROOT + "/mapped",
     ).expand(journey_ids=[[1, 2, 3], [4, 5]])
 
+with dag("el_expanded_path", None):  # output_path from expand(): the alias resolves per map index
+    EngageLabJourneyStatsOperator.partial(
+        task_id="fetch", journey_ids=[1], start_time="2026-06-01", end_time="2026-06-01",
+    ).expand(output_path=[ROOT + "/expanded/a", ROOT + "/expanded/b"])
+
 with dag("el_templated", "@daily", params={{"ids": [3, 1], "unit": "HOUR"}}):
     EngageLabStatsOperator(
         task_id="fetch",
@@ -92,6 +97,7 @@ RUNS = [
     {"dag_id": "el_singapore", "logical_date": "2026-06-01T16:00:00+00:00"},
     {"dag_id": "el_mapped", "logical_date": "2026-06-03T00:00:00+00:00"},
     {"dag_id": "el_templated", "logical_date": "2026-06-05T00:00:00+00:00"},
+    {"dag_id": "el_expanded_path", "logical_date": "2026-06-03T00:00:00+00:00"},
     {"dag_id": "el_xcom", "logical_date": "2026-06-03T00:00:00+00:00"},
 ]
 
@@ -165,6 +171,11 @@ def test_dag_test_end_to_end(dag_results, airflow_runner, sandbox, sandbox_env):
     assert templated["total_rows"] == len(expected) > 0
     (event,) = results["el_templated"].asset_events
     assert event["uri"] == f"file://{root}/templated/20260605/webhook"
+
+    # ---- output_path given to expand(): each map index's event names its own location
+    expanded = results["el_expanded_path"]
+    assert sorted((e["map_index"], e["uri"]) for e in expanded.asset_events) == [
+        (0, f"file://{root}/expanded/a/journey"), (1, f"file://{root}/expanded/b/journey")]
 
     # ---- journey_ids from an upstream task (XComArg), rows returned through XCom
     rows = results["el_xcom"].xcom("fetch")
