@@ -13,6 +13,9 @@ AIRFLOW_VERSION ?= 3.3.2
 VENV ?= .venv
 CONSTRAINTS ?= constraints/airflow-$(AIRFLOW_VERSION).txt
 INSTALLER ?= uv
+# pytest-xdist processes for `make test` (0: one process). Most tests wait on sockets, sleeps and
+# subprocesses (the sandbox, dag.test(), Chromium), so 3 keep 2 cores busy.
+PYTEST_WORKERS ?= 3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
@@ -47,7 +50,7 @@ lint: $(STAMP)
 	$(if $(filter 3.3.%,$(AIRFLOW_VERSION)),$(VENV)/bin/mypy)
 
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

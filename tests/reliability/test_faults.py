@@ -57,7 +57,9 @@ def run_all(root: Path) -> dict[str, dict]:
 
 
 def test_full_hour_run_under_faults_is_byte_identical_to_a_fault_free_run(sb, monkeypatch, tmp_path, capsys):
-    set_conn(monkeypatch, sb, max_retries=MAX_RETRIES, max_retry_wait=0.05, timeout=TIMEOUT)
+    # The fault-free run counts exactly one request per call: no read timeout may retry one on
+    # a loaded machine (parallel tests), so it waits long; the faulty run uses TIMEOUT.
+    set_conn(monkeypatch, sb, max_retries=MAX_RETRIES, max_retry_wait=0.05, timeout=120.0)
 
     t0 = time.monotonic()
     clean = run_all(tmp_path / "clean")
@@ -76,6 +78,7 @@ def test_full_hour_run_under_faults_is_byte_identical_to_a_fault_free_run(sb, mo
     reference = digests_under(tmp_path / "clean")
     assert len(reference) == 2 * 3 * 40  # a data file and a manifest per partition
 
+    set_conn(monkeypatch, sb, max_retries=MAX_RETRIES, max_retry_wait=0.05, timeout=TIMEOUT)
     sb.reset_counters()
     sb.configure(failure_rate=0.2, latency=0.2, drop_rate=0.05, hang_rate=0.05, hang_seconds=HANG, seed=SEED)
     sb.inject(*SCRIPTED)

@@ -132,13 +132,17 @@ def test_waiting_is_bounded_and_names_the_holder(store):
 
 
 def test_a_holder_renews_its_lease_so_a_slow_commit_keeps_the_lock(store):
-    """A holder that outlives its lease (1 s) keeps the lock: the renewals are new names."""
-    holder = lock(store, lease=1)
+    """A holder that outlives its lease (4 s) keeps the lock: the renewals are new names.
+
+    (4 s, renewed every 1.3 s: a renewal on a loaded machine, moto under parallel tests, can
+    take over a second; the lease must outlast it, as commit_lease_seconds >= 5 does.)
+    """
+    holder = lock(store, lease=4)
     holder.acquire()
     got = []
-    waiter = threading.Thread(target=lambda: got.append(lock(store, lease=1).__enter__()))
+    waiter = threading.Thread(target=lambda: got.append(lock(store, lease=4).__enter__()))
     waiter.start()
-    time.sleep(2.5)
+    time.sleep(10)  # two and a half leases
     holder.ensure()  # still fresh
     assert got == []  # the waiter never took it over
     holder.release()
