@@ -1,7 +1,8 @@
 # Entry points: `make demo` (the example daily DAG against the sandbox) and `make test`
 # (lint + the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
 # Others: `make bench` (benchmarks), `make stack-test` (distributed Airflow on Celery),
-# `make package-check` (build, twine check, install the wheel into a fresh venv).
+# `make package-check` (build, twine check, install the wheel into a fresh venv), `make docs`
+# (the Sphinx docs in docs/, warnings as errors, into docs/_build/html).
 #
 # Airflow versions: AIRFLOW_VERSION=3.0.6|3.1.8|3.2.2|3.3.2 with its own VENV, pinned by
 # constraints/airflow-$(AIRFLOW_VERSION).txt (versions of that release's time, tested in CI).
@@ -21,7 +22,7 @@ PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 INSTALL_uv := $(VENV)/bin/uv pip install -q --python $(PY)
 INSTALL_pip := $(PY) -m pip install -q
 
-.PHONY: venv test lint demo bench stack-test package-check clean
+.PHONY: venv test lint demo bench stack-test package-check docs clean
 
 $(STAMP): setup.cfg pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,17 @@ $(STAMP): setup.cfg pyproject.toml $(wildcard $(CONSTRAINTS))
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The docs extra (Sphinx, MyST) goes into the same venv, pinned by the same constraints: the API
+# pages import the package (autodoc), so they need the Airflow the tests use.
+DOCS_STAMP := $(VENV)/.installed-docs-$(AIRFLOW_VERSION)
+$(DOCS_STAMP): $(STAMP)
+	$(INSTALL_$(INSTALLER)) $(PIN) "apache-airflow==$(AIRFLOW_VERSION)" -e ".[test,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 # mypy runs against the newest Airflow only: the 3.0 fallback imports type-check differently.
 lint: $(STAMP)
@@ -53,4 +65,4 @@ package-check:
 	AIRFLOW_VERSION=$(AIRFLOW_VERSION) bash scripts/check-package.sh
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info demo-output .airflow-demo
+	rm -rf $(VENV) build dist *.egg-info demo-output .airflow-demo docs/_build

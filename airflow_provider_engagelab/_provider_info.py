@@ -98,6 +98,12 @@ def hook_form_widgets() -> dict[str, Any]:
     return widgets
 
 
+#: How-to pages, as provider.yaml's ``how-to-guide`` wants them (paths from the repository root,
+#: starting with /docs/). The documentation's link itself is setup.cfg's ``project_urls``
+#: ``Documentation``, which Airflow 3.3 shows as the provider's documentation URL.
+HOW_TO_GUIDES = ["/docs/operators.md", "/docs/sql.md", "/docs/delta.md", "/docs/sensor.md"]
+
+
 def provider_info(version: str) -> dict[str, Any]:
     """The dict returned by :func:`airflow_provider_engagelab.get_provider_info`."""
     return {
@@ -109,6 +115,7 @@ def provider_info(version: str) -> dict[str, Any]:
             {
                 "integration-name": "EngageLab",
                 "external-doc-url": "https://www.engagelab.com/docs/",
+                "how-to-guide": list(HOW_TO_GUIDES),
                 "tags": ["service"],
             }
         ],
@@ -141,6 +148,7 @@ def provider_info(version: str) -> dict[str, Any]:
                 "source-integration-name": "EngageLab",
                 "target-integration-name": "Common SQL",
                 "python-module": "airflow_provider_engagelab.transfers.engagelab_to_sql",
+                "how-to-guide": "/docs/sql.md",
             }
         ],
         "connection-types": [

@@ -1,7 +1,7 @@
 """Delta table vs Parquet files: the commit of one big HOUR message window, first write and rerun.
 
-Not a figure of ``run.py`` (no target): the numbers behind the README's "Cost" paragraph of
-*Delta Lake tables*. ``.venv/bin/python benchmarks/delta_write.py [--journeys 400]``: for each
+Not a figure of ``run.py`` (no target): the numbers behind the "Cost" paragraph of
+docs/delta.md. ``.venv/bin/python benchmarks/delta_write.py [--journeys 400]``: for each
 format, two tasks (``EngageLabStatsOperator.execute``, message statistics, HOUR, 31 days, a
 local root) in fresh processes, against the sandbox in its own process; prints the rows, the
 commit's wall and CPU time (``sink.commit()``: Parquet conversion and publish, or the Delta

@@ -23,7 +23,7 @@ SCHEMA_POLICIES: tuple[str, ...] = ("warn", "fail", "keep")
 #: Default cap of rows returned through XCom (the metadata database stores them).
 DEFAULT_MAX_XCOM_ROWS = 10_000
 
-#: Default lease of a partition commit lock, in seconds (see the README's Guarantees).
+#: Default lease of a partition commit lock, in seconds (see docs/operators.md, the commit protocol).
 DEFAULT_COMMIT_LEASE_SECONDS = 60.0
 
 #: Default bound on waiting for another task's partition commit lock, in seconds.

@@ -61,7 +61,7 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
     ``https://ma-api.engagelab.com``), the API Key in Login and the API Secret in Password.
     Optional Extra keys: ``timeout``, ``max_retries``, ``max_retry_wait``,
     ``max_concurrent_requests``, ``requests_per_second``, and the transport keys
-    ``proxies``, ``verify``, ``cert``, ``trust_env`` (see the README).
+    ``proxies``, ``verify``, ``cert``, ``trust_env`` (see docs/connection.md).
 
     :param engagelab_conn_id: the Airflow Connection to use.
     """

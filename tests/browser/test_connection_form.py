@@ -473,7 +473,7 @@ def test_form_shows_the_engagelab_fields(
     assert _input(dialog, "host").get_attribute("placeholder") == "https://ma-api.engagelab.com"
     assert _input(dialog, "password").get_attribute("type") == "password"
 
-    # The empty form, placeholders showing: the picture the README uses.
+    # The empty form, placeholders showing: the picture docs/troubleshooting.md uses.
     shot = output_dir / f"connection-form-airflow-{airflow_server.version}.png"
     dialog.screenshot(str(shot))
     assert shot.stat().st_size > 10_000

@@ -1,4 +1,4 @@
-"""The layering the README's Architecture section states, enforced.
+"""The layering docs/architecture.md states, enforced.
 
 * the pure core (``core/``) and the file sinks import nothing from Airflow: they import and run
   in a process where ``airflow`` cannot be imported at all;

@@ -226,7 +226,7 @@ AIRFLOW_3_1 = airflow.__version__.startswith("3.1.")
     strict=True,
     reason="Airflow 3.1 bug: once a process has imported the hook (the Test button, "
     "Connection.get_hook), its Connection form metadata drops every provider's extra fields; "
-    "see README Troubleshooting 'The tuning fields are missing from the form on Airflow 3.1'",
+    "see docs/troubleshooting.md 'The tuning fields are missing from the form on Airflow 3.1'",
 )
 def test_form_keeps_the_extra_fields_after_a_connection_test(airflow_env: dict[str, str]) -> None:
     proc = _run([sys.executable, "-c", _PROBE_AFTER_TEST], airflow_env)

@@ -1,7 +1,7 @@
 """Helpers shared by the reliability suite (a plain module: test files import it by name).
 
 The suite proves the guarantees of issue 6 (faults, reruns, bad input, secrets) against the
-local sandbox API over real HTTP, with real files; see the README's "Guarantees" section.
+local sandbox API over real HTTP, with real files; see docs/guarantees.md.
 """
 
 from __future__ import annotations
