@@ -38,6 +38,7 @@ STACK_DAGS_FOLDER=${STACK_DAGS_FOLDER:-$REPO/example_dags}
 STACK_WORKER_CONCURRENCY=${STACK_WORKER_CONCURRENCY:-2}
 STACK_TIMEOUT=${STACK_TIMEOUT:-300}
 STACK_DRIVER=${STACK_DRIVER:-$REPO/tests/stack/stack_driver.py}
+[[ "$STACK_DRIVER" == /* ]] || STACK_DRIVER=$REPO/$STACK_DRIVER
 MARKER=.engagelab-stack
 # Every service `up` starts, in start order (`start worker-N` may add workers later).
 SERVICES=(postgres redis api-server scheduler dag-processor triggerer worker-1 worker-2)
