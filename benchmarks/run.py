@@ -23,6 +23,9 @@ Figures (see benchmarks/README.md):
    partition for 1 and 20 concurrent tasks, on the local file system and moto's S3 server;
 7. cheap sandbox: CPU of one sandbox answer for 100 journeys x 31 days, cold (its caches
    dropped) and warm; a DAY answer < 100 ms cold (DESIGN.md), HOUR answers for reference.
+8. SQL transfer: rows/s of the SQL sink loading ~1M HOUR message rows into PostgreSQL >= 0.5x
+   ``psql``'s ``COPY`` of the same rows from a CSV file; the whole transfer task (fetch
+   included) with its peak RSS at 100k and 1M rows, and a rerun (reference).
 
 The exit status is 1 when a target is missed (with ``--quick``: only when a call count is
 wrong or a run fails; timings are not judged on small sizes).
@@ -706,6 +709,44 @@ def bench_commit(quick: bool) -> list[Figure]:
     return figures
 
 
+# ------------------------------------------------------------------------------ 8: SQL
+
+
+def bench_sql(quick: bool) -> list[Figure]:
+    """Figure 8: rows/s of the SQL transfer into PostgreSQL vs psql's COPY of the same rows."""
+    import _sql
+
+    ids = _sql.QUICK_JOURNEYS if quick else _sql.JOURNEYS
+    _log(f"8: SQL transfer of {ids} journeys x 1 day HOUR message into PostgreSQL, and psql COPY")
+    run = _sql.measure(quick)
+    if "error" in run:
+        return [Figure("8", "SQL transfer into PostgreSQL", ">= 0.5x COPY", run["error"], None, False)]
+    figures = [count_figure(f"sql transfer {ids} ids x 1 d HOUR", run["count_check"])]
+    figures.append(Figure(
+        "8", f"rows/s into PostgreSQL: SQL sink (COPY to temp, DELETE + INSERT SELECT), {run['rows']:,} rows",
+        ">= 0.5x COPY",
+        f"{run['load_rows_per_s']:,.0f} rows/s ({run['load_s']:.1f} s) vs psql COPY from CSV "
+        f"{run['copy_rows_per_s']:,.0f} rows/s ({run['copy_s']:.1f} s)",
+        run["ratio"], run["ratio"] >= 0.5, run,
+    ))
+    figures.append(Figure(
+        "8", "  the whole transfer task, fetch from the sandbox included", "-",
+        f"{run['transfer_rows_per_s']:,.0f} rows/s ({run['transfer_s']:.1f} s; the fetch alone "
+        f"{run['fetch_s']:.1f} s)", run["transfer_ratio"], None,
+    ))
+    figures.append(Figure(
+        "8", f"  peak RSS of the transfer task: {run['rows']:,} vs {run['small_rows']:,} rows", "-",
+        f"{run['peak_rss_mib']:.0f} vs {run['small_peak_rss_mib']:.0f} MiB "
+        f"(+{run['peak_rss_mib'] - run['small_peak_rss_mib']:.0f} MiB)", None, None,
+    ))
+    figures.append(Figure(
+        "8", "  the same task again (a rerun: deletes and replaces every row)", "-",
+        f"{run['rerun_rows_per_s']:,.0f} rows/s ({run['rerun_s']:.1f} s, {run['rerun_deleted']:,} deleted), "
+        f"peak RSS {run['rerun_peak_rss_mib']:.0f} MiB", run["copy_s"] / run["rerun_s"], None,
+    ))
+    return figures
+
+
 BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "1": bench_calls,
     "2": bench_backfill,
@@ -714,6 +755,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "5": bench_row_path,
     "6": bench_commit,
     "7": bench_sandbox,
+    "8": bench_sql,
 }
 
 
@@ -723,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; judge call counts only")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated figure numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated figure numbers")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     chosen = [part.strip() for part in args.only.split(",") if part.strip()]

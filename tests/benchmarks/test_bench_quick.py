@@ -39,7 +39,7 @@ def test_quick_run_completes_and_prints_the_table(quick_report):
     proc, report = quick_report
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert report["quick"] is True
-    for item in "1234567":
+    for item in "12345678":
         assert _figures(report, item), f"figure {item} missing from the report"
     header = next(line for line in proc.stdout.splitlines() if line.startswith("#"))
     assert header.split() == ["#", "figure", "target", "measured", "ratio", "result"]
