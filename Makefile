@@ -2,8 +2,8 @@
 # (lint + the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
 # Others: `make bench` (benchmarks), `make stack-test` (distributed Airflow on Celery),
 # `make stack-faults` (the same stack under faults: a lost worker, scheduler and triggerer
-# restarts, the API unreachable), `make soak` (a long run on that stack, not in CI),
-# `make package-check` (build, twine check, install the wheel into a fresh venv).
+# restarts, the API unreachable), `make package-check` (build, twine check, install the wheel
+# into a fresh venv).
 #
 # Airflow versions: AIRFLOW_VERSION=3.0.6|3.1.8|3.2.2|3.3.2 with its own VENV, pinned by
 # constraints/airflow-$(AIRFLOW_VERSION).txt (versions of that release's time, tested in CI).
@@ -20,7 +20,7 @@ PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 INSTALL_uv := $(VENV)/bin/uv pip install -q --python $(PY)
 INSTALL_pip := $(PY) -m pip install -q
 
-.PHONY: venv test lint demo bench stack-test stack-faults soak package-check clean
+.PHONY: venv test lint demo bench stack-test stack-faults package-check clean
 
 $(STAMP): setup.cfg pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
