@@ -1,8 +1,10 @@
 # Entry points: `make demo` (the example daily DAG against the sandbox) and `make test`
 # (lint + the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
 # Others: `make bench` (benchmarks), `make stack-test` (distributed Airflow on Celery),
-# `make package-check` (build, twine check, install the wheel into a fresh venv), `make docs`
-# (the Sphinx docs in docs/, warnings as errors, into docs/_build/html).
+# `make stack-faults` (the same stack under faults: a lost worker, scheduler and triggerer
+# restarts, the API unreachable), `make package-check` (build, twine check, install the wheel
+# into a fresh venv), `make docs` (the Sphinx docs in docs/, warnings as errors, into
+# docs/_build/html).
 #
 # Airflow versions: AIRFLOW_VERSION=3.0.6|3.1.8|3.2.2|3.3.2 with its own VENV, pinned by
 # constraints/airflow-$(AIRFLOW_VERSION).txt (versions of that release's time, tested in CI).
@@ -22,7 +24,7 @@ PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 INSTALL_uv := $(VENV)/bin/uv pip install -q --python $(PY)
 INSTALL_pip := $(PY) -m pip install -q
 
-.PHONY: venv test lint demo bench stack-test package-check docs clean
+.PHONY: venv test lint demo bench stack-test stack-faults package-check docs clean
 
 $(STAMP): setup.cfg pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +62,12 @@ bench: $(STAMP)
 
 stack-test: $(STAMP)
 	VENV=$(VENV) bash scripts/stack.sh test
+
+# Its own stack folder, so that it can run beside `make stack-test`.
+STACK_FAULTS_DIR ?= $(or $(TMPDIR),/tmp)/engagelab-stack-faults
+stack-faults: $(STAMP)
+	VENV=$(VENV) STACK_DIR=$(STACK_FAULTS_DIR) STACK_DRIVER=tests/stack/stack_faults.py \
+		bash scripts/stack.sh test $(STACK_ARGS)
 
 package-check:
 	AIRFLOW_VERSION=$(AIRFLOW_VERSION) bash scripts/check-package.sh

@@ -17,7 +17,10 @@ bounds the rate.
 Settings (environment, read at parse time): ``ENGAGELAB_JOURNEY_IDS`` (comma-separated, or
 a range ``1-2500``), ``ENGAGELAB_BATCH_SIZE`` (journeys per mapped task, default 500),
 ``ENGAGELAB_OUTPUT_PATH``, ``ENGAGELAB_OUTPUT_CONN_ID``, ``ENGAGELAB_POOL`` (default
-``default_pool``), ``ENGAGELAB_TIME_UNIT`` (default ``DAY``).
+``default_pool``), ``ENGAGELAB_TIME_UNIT`` (default ``DAY``), ``ENGAGELAB_RETRY_DELAY`` (seconds
+before Airflow retries a failed task, default 120), ``ENGAGELAB_COMMIT_LEASE_SECONDS`` (the
+operators' ``commit_lease_seconds``, default 60: how long a task that died inside a partition
+commit, e.g. on a lost worker, delays the next commit of that partition; 5 at least).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ OUTPUT_PATH = os.environ.get("ENGAGELAB_OUTPUT_PATH", "file:///tmp/engagelab")
 OUTPUT_CONN_ID = os.environ.get("ENGAGELAB_OUTPUT_CONN_ID") or None
 POOL = os.environ.get("ENGAGELAB_POOL", "default_pool")
 TIME_UNIT = os.environ.get("ENGAGELAB_TIME_UNIT", "DAY")
+RETRY_DELAY = float(os.environ.get("ENGAGELAB_RETRY_DELAY", "120"))
+COMMIT_LEASE_SECONDS = float(os.environ.get("ENGAGELAB_COMMIT_LEASE_SECONDS", "60"))
 
 
 @dag(
@@ -54,7 +59,7 @@ TIME_UNIT = os.environ.get("ENGAGELAB_TIME_UNIT", "DAY")
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=2,
-    default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=2)},
+    default_args={"retries": 3, "retry_delay": pendulum.duration(seconds=RETRY_DELAY)},
     tags=["engagelab", "example", "backfill"],
     doc_md=__doc__,
 )
@@ -68,6 +73,7 @@ def example_engagelab_backfill_mapped():
             output_path=OUTPUT_PATH,
             output_conn_id=OUTPUT_CONN_ID,
             on_journey_error="warn",
+            commit_lease_seconds=COMMIT_LEASE_SECONDS,
             pool=POOL,
         ).expand(journey_ids=BATCHES)
 

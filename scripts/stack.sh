@@ -8,11 +8,25 @@
 #   scripts/stack.sh down     stop exactly the processes `up` started (by recorded PID)
 #   scripts/stack.sh test     the end-to-end test (tests/stack/stack_driver.py), then down
 #
+# One service of a running stack (for fault tests; NAME is api-server, scheduler, dag-processor,
+# triggerer or worker-N, any N: `start worker-3` adds a worker):
+#   scripts/stack.sh start NAME...        start it again (or a new worker) with the stack's settings
+#   scripts/stack.sh stop NAME...         SIGTERM to its process group, SIGKILL after 30 s
+#   scripts/stack.sh kill NAME [SIGNAL]   SIGNAL (default KILL) at once to its process group and to
+#                                         every process below it, in whatever group (a lost node)
+#   scripts/stack.sh wait [WORKER...]     until healthy and the workers (default: those running)
+#                                         answer a Celery ping
+#
 # Settings (environment): STACK_DIR (default ${TMPDIR:-/tmp}/engagelab-stack), STACK_DAGS_FOLDER
 # (default example_dags), STACK_WORKER_CONCURRENCY (2), STACK_TIMEOUT (seconds to wait for a
-# healthy stack, 300), VENV (.venv). Every AIRFLOW_CONN_*/AIRFLOW_VAR_*/ENGAGELAB_* variable set
-# when `up` runs reaches every process. After `up`, `source $STACK_DIR/env.sh` points the
-# airflow CLI at the stack; $STACK_DIR/stack.json has the ports, the API URL and its login.
+# healthy stack, 300), VENV (.venv), STACK_DRIVER (the script `test` runs, default
+# tests/stack/stack_driver.py). Every AIRFLOW_CONN_*/AIRFLOW_VAR_*/ENGAGELAB_* variable set
+# when `up` runs reaches every process, and every STACK_AIRFLOW__<SECTION>__<KEY> becomes
+# AIRFLOW__<SECTION>__<KEY> (over the stack's own value), e.g.
+# STACK_AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=30. Each worker's TMPDIR is
+# $STACK_DIR/tmp/<worker> (what a killed task leaves there can be looked at). After `up`,
+# `source $STACK_DIR/env.sh` points the airflow CLI at the stack; $STACK_DIR/stack.json has the
+# ports, the API URL and its login.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,9 +37,12 @@ STACK_DIR=${STACK_DIR:-${TMPDIR:-/tmp}/engagelab-stack}
 STACK_DAGS_FOLDER=${STACK_DAGS_FOLDER:-$REPO/example_dags}
 STACK_WORKER_CONCURRENCY=${STACK_WORKER_CONCURRENCY:-2}
 STACK_TIMEOUT=${STACK_TIMEOUT:-300}
+STACK_DRIVER=${STACK_DRIVER:-$REPO/tests/stack/stack_driver.py}
+[[ "$STACK_DRIVER" == /* ]] || STACK_DRIVER=$REPO/$STACK_DRIVER
 MARKER=.engagelab-stack
-# Every service `up` starts, in start order.
+# Every service `up` starts, in start order (`start worker-N` may add workers later).
 SERVICES=(postgres redis api-server scheduler dag-processor triggerer worker-1 worker-2)
+AIRFLOW_SERVICES=(api-server scheduler dag-processor triggerer)
 
 log() { printf '[stack %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -213,6 +230,10 @@ write_env() { # the whole Airflow configuration of the stack, shared by every pr
     while IFS= read -r var; do
         export_var "$var" "${!var}"
     done < <(compgen -e | grep -E '^(AIRFLOW_CONN_|AIRFLOW_VAR_|ENGAGELAB_)' || true)
+    # The caller's Airflow settings (STACK_AIRFLOW__X__Y -> AIRFLOW__X__Y), after ours: they win.
+    while IFS= read -r var; do
+        export_var "${var#STACK_}" "${!var}"
+    done < <(compgen -e | grep -E '^STACK_AIRFLOW__[A-Z0-9_]+__[A-Z0-9_]+$' || true)
 }
 
 write_info() {
@@ -298,26 +319,39 @@ start_airflow() {
     log "airflow db migrate"
     "$AIRFLOW_BIN" db migrate >>"$STACK_DIR/logs/db-migrate.log" 2>&1 ||
         { tail -n 30 "$STACK_DIR/logs/db-migrate.log" >&2; die "airflow db migrate failed"; }
-    start_service api-server "$AIRFLOW_BIN" api-server --host 127.0.0.1 --port "$API_PORT" --workers 1
-    start_service scheduler "$AIRFLOW_BIN" scheduler --skip-serve-logs
-    start_service dag-processor "$AIRFLOW_BIN" dag-processor
-    start_service triggerer "$AIRFLOW_BIN" triggerer --skip-serve-logs
-    local n
-    for n in 1 2; do
-        # Each worker reports its own host name on its task instances (see stack_hostname.py).
-        STACK_HOSTNAME=worker-$n AIRFLOW__CORE__HOSTNAME_CALLABLE=stack_hostname.hostname \
-            PYTHONPATH="$REPO/tests/stack${PYTHONPATH:+:$PYTHONPATH}" \
-            start_service "worker-$n" "$AIRFLOW_BIN" celery worker --celery-hostname "worker-$n@%h" \
-            --skip-serve-logs --concurrency "$STACK_WORKER_CONCURRENCY" --without-gossip
+    local name
+    for name in "${AIRFLOW_SERVICES[@]}" worker-1 worker-2; do
+        start_one "$name"
     done
 }
 
-# Wait until /api/v2/monitor/health reports every component healthy and both workers answer
-# a Celery ping; fail at once if a process of ours exits.
-wait_ready() {
+# Start one Airflow service of the stack (env.sh sourced): the same command `up` uses.
+start_one() { # name
+    case "$1" in
+    api-server) start_service api-server "$AIRFLOW_BIN" api-server --host 127.0.0.1 --port "$AIRFLOW__API__PORT" --workers 1 ;;
+    scheduler) start_service scheduler "$AIRFLOW_BIN" scheduler --skip-serve-logs ;;
+    dag-processor) start_service dag-processor "$AIRFLOW_BIN" dag-processor ;;
+    triggerer) start_service triggerer "$AIRFLOW_BIN" triggerer --skip-serve-logs ;;
+    worker-[1-9] | worker-[1-9][0-9])
+        # Each worker reports its own host name on its task instances (see stack_hostname.py),
+        # and has a temp folder of its own.
+        mkdir -p "$STACK_DIR/tmp/$1"
+        STACK_HOSTNAME=$1 AIRFLOW__CORE__HOSTNAME_CALLABLE=stack_hostname.hostname TMPDIR="$STACK_DIR/tmp/$1" \
+            PYTHONPATH="$REPO/tests/stack${PYTHONPATH:+:$PYTHONPATH}" \
+            start_service "$1" "$AIRFLOW_BIN" celery worker --celery-hostname "$1@%h" \
+            --skip-serve-logs --concurrency "$STACK_WORKER_CONCURRENCY" --without-gossip
+        ;;
+    *) die "no such service: $1 (api-server, scheduler, dag-processor, triggerer, worker-N)" ;;
+    esac
+}
+
+# Wait until /api/v2/monitor/health reports every component healthy and the workers (arguments;
+# default: every worker with a PID file) answer a Celery ping; fail at once if a process of
+# ours exits (one with a PID file: a service stopped or killed on purpose has none).
+wait_ready() { # [worker...]
     # shellcheck disable=SC1091
     source "$STACK_DIR/env.sh"
-    STACK_DIR=$STACK_DIR STACK_TIMEOUT=$STACK_TIMEOUT "$PY" - <<'EOF'
+    STACK_DIR=$STACK_DIR STACK_TIMEOUT=$STACK_TIMEOUT STACK_WAIT_WORKERS="$*" "$PY" - <<'EOF'
 import json, os, sys, time, urllib.request
 
 stack_dir = os.environ["STACK_DIR"]
@@ -334,7 +368,7 @@ def alive(name):
 
 
 def check_alive():
-    dead = [s for s in info["services"] if not alive(s)]
+    dead = [s for s in sorted(os.listdir(os.path.join(stack_dir, "pids"))) if not alive(s)]
     if dead:
         sys.exit(f"stack: exited before the stack was ready: {', '.join(dead)} (see {stack_dir}/logs)")
 
@@ -360,7 +394,8 @@ while True:
 
 from airflow.providers.celery.executors.celery_executor import app  # noqa: E402
 
-want = set(info["workers"])
+want = set(os.environ["STACK_WAIT_WORKERS"].split()) or {
+    s for s in os.listdir(os.path.join(stack_dir, "pids")) if s.startswith("worker-")}
 while True:
     check_alive()
     answered = {name.split("@", 1)[0] for reply in app.control.ping(timeout=2) for name in reply}
@@ -410,18 +445,27 @@ cmd_up() {
 cmd_down() {
     set +e # best effort: a failure to stop one service must not leave the others running
     [[ -d "$STACK_DIR/pids" ]] || { log "nothing to stop in $STACK_DIR"; return 0; }
-    # Airflow first (all its processes at once), then the broker and the database.
-    stop_services worker-1 worker-2 triggerer scheduler dag-processor api-server
+    # Airflow first (all its processes at once, workers added later included), then the broker
+    # and the database.
+    stop_services $(worker_names) triggerer scheduler dag-processor api-server
     stop_services redis postgres
     # Data goes; logs stay for a look after a failure (the next `up` clears the folder).
     rm -rf "$STACK_DIR/pg" "$STACK_DIR/redis"
     log "stack down (logs kept in $STACK_DIR/logs)"
 }
 
+# The workers with a PID file (started by `up` or `start`), in number order.
+worker_names() {
+    local f
+    for f in "$STACK_DIR"/pids/worker-*; do
+        [[ -e "$f" ]] && basename "$f"
+    done | sort -t- -k2 -n
+}
+
 cmd_status() {
     local name pid rc=0 kb
     [[ -d "$STACK_DIR/pids" ]] || { echo "no stack in $STACK_DIR"; return 1; }
-    for name in "${SERVICES[@]}"; do
+    for name in $(printf '%s\n' "${SERVICES[@]}" $(worker_names) | awk '!seen[$0]++'); do
         if pid=$(live_pid "$name"); then
             kb=$(for p in $pid $(descendants "$pid"); do awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
                 awk '{s+=$1} END{print s+0}')
@@ -435,6 +479,56 @@ cmd_status() {
     STACK_TIMEOUT=5 wait_ready || return 1
 }
 
+need_stack() {
+    [[ -f "$STACK_DIR/$MARKER" && -f "$STACK_DIR/env.sh" ]] || die "no stack in $STACK_DIR ('up' first)"
+}
+
+cmd_start() { # name...
+    local name
+    need_stack
+    # shellcheck disable=SC1091
+    source "$STACK_DIR/env.sh"
+    for name in "$@"; do
+        if live_pid "$name" >/dev/null; then die "$name already runs"; fi
+        start_one "$name"
+    done
+}
+
+cmd_stop() { # name...
+    need_stack
+    stop_services "$@"
+}
+
+# A lost node: SIGNAL at once to the service's process group and to every process below it and
+# its group (Airflow's task supervisor puts each task process in a group of its own, which a
+# signal to the worker's group alone would miss). Then wait until the leader is gone (30 s at
+# most) and forget its PID file. Only processes of this service are signalled: every process
+# below a leader started with setsid lives in that session, so their groups are ours.
+cmd_kill() { # name [signal]
+    local name=$1 sig=${2:-KILL} pid p pg i n=0
+    need_stack
+    pid=$(live_pid "$name") || die "$name is not running"
+    local procs=("$pid")
+    for p in $(descendants "$pid"); do procs+=("$p"); done
+    local -A groups=()
+    for p in "${procs[@]}"; do
+        pg=$(ps -o pgid= -p "$p" 2>/dev/null | tr -d ' ' || true)
+        if [[ -n "$pg" ]]; then groups[$pg]=1; fi
+    done
+    for pg in "${!groups[@]}"; do kill "-$sig" -- "-$pg" 2>/dev/null || true; done
+    for p in "${procs[@]}"; do kill "-$sig" "$p" 2>/dev/null && n=$((n + 1)); done
+    log "SIG$sig to $name (pid $pid): ${#groups[@]} process groups, $n processes"
+    for ((i = 0; i < 300; i++)); do
+        [[ -d /proc/$pid ]] || break
+        sleep 0.1
+    done
+    if [[ -d /proc/$pid ]]; then
+        log "$name (pid $pid) still runs after SIG$sig"
+        return 1
+    fi
+    rm -f "$STACK_DIR/pids/$name"
+}
+
 cmd_test() {
     # The driver starts the sandbox, brings the stack up pointed at it, runs the DAGs, asserts
     # and brings the stack down; the trap makes sure nothing keeps running whatever happens.
@@ -443,7 +537,7 @@ cmd_test() {
     ensure_python_packages
     # In the background so that a signal reaches this shell at once: pass it on to the driver
     # (it stops the stack in its `finally`), wait for it, then the EXIT trap makes sure.
-    STACK_DIR=$STACK_DIR "$PY" "$REPO/tests/stack/stack_driver.py" "$@" &
+    STACK_DIR=$STACK_DIR "$PY" "$STACK_DRIVER" "$@" &
     DRIVER_PID=$!
     trap 'kill -TERM "$DRIVER_PID" 2>/dev/null; wait "$DRIVER_PID"; exit 130' INT TERM
     wait "$DRIVER_PID"
@@ -453,12 +547,23 @@ case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+start | stop | kill)
+    cmd=$1
+    shift
+    (($# > 0)) || die "usage: $0 $cmd NAME..."
+    "cmd_$cmd" "$@"
+    ;;
+wait)
+    shift
+    need_stack
+    wait_ready "$@"
+    ;;
 test)
     shift
     cmd_test "$@"
     ;;
 *)
-    echo "usage: $0 up | down | status | test [driver options]" >&2
+    echo "usage: $0 up | down | status | start NAME... | stop NAME... | kill NAME [SIGNAL] | wait [WORKER...] | test [driver options]" >&2
     exit 2
     ;;
 esac

@@ -220,16 +220,17 @@ def month_start(d: date, back: int) -> datetime:
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=timezone.utc)
 
 
-def written_windows(today: date, lookback_days: int = 2) -> list[tuple[date, date]]:
+def written_windows(today: date, lookback_days: int = 2, months: int = 3) -> list[tuple[date, date]]:
     """The days the test's DAG runs write, as disjoint ranges in date order.
 
-    The backfill covers the three full months before ``today``'s month; the daily run covers
-    yesterday and its ``lookback_days``. The two overlap on the 1st to the 3rd of a month
-    (the daily window lies inside the backfill's last month) and touch on the 4th: each day is
-    expected once, whichever run wrote it last.
+    The backfill covers the ``months`` full months before ``today``'s month; the daily runs
+    cover yesterday and the ``lookback_days`` before it (a daily run for the day before
+    yesterday with a lookback of 2 days is ``lookback_days=3``). The two overlap on the first
+    days of a month (the daily window lies inside the backfill's last month) and touch the day
+    after: each day is expected once, whichever run wrote it last.
     """
     yesterday = today - timedelta(days=1)
-    windows = [(month_start(today, 3).date(), month_start(today, 0).date() - timedelta(days=1)),
+    windows = [(month_start(today, months).date(), month_start(today, 0).date() - timedelta(days=1)),
                (yesterday - timedelta(days=lookback_days), yesterday)]
     merged: list[tuple[date, date]] = []
     for first, last in sorted(windows):
