@@ -141,7 +141,7 @@ def _bucket_times(unit: TimeUnit, start: date, end: date) -> frozenset[str]:
 def parse_response(
     call: PlannedCall,
     status: int,
-    body: bytes,
+    body: bytes | memoryview,
     *,
     retry_after: float | None = None,
 ) -> ParsedResponse:
@@ -149,7 +149,8 @@ def parse_response(
 
     :param call: the request this answers (for the checks that rows belong to it).
     :param status: the HTTP status code.
-    :param body: the raw response body.
+    :param body: the raw response body: bytes, or a read-only view of it (the sync hook maps
+        its body file); no record keeps a reference to it.
     :param retry_after: the parsed ``Retry-After`` header, if any.
     """
     if 300 <= status < 400:
@@ -159,9 +160,9 @@ def parse_response(
             status=status,
         )
     if not 200 <= status < 300:
-        code, message = envelope_error(call, status, body)
+        code, message = envelope_error(call, status, bytes(body))
         raise error_for(code, message, status, retry_after=retry_after)
-    if body.startswith(_BOM):
+    if bytes(body[: len(_BOM)]) == _BOM:
         body = body[len(_BOM):]
     answer, extras = _decode(call, status, body)
     if answer.code != 0:
@@ -169,7 +170,7 @@ def parse_response(
     return _collect(call, status, answer, extras)
 
 
-def _decode(call: PlannedCall, status: int, body: bytes) -> tuple[Any, tuple[str, ...]]:
+def _decode(call: PlannedCall, status: int, body: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
     """Decode a 2xx body with the record type of its fields; learn new fields on the way."""
     key = (call.stats_type, call.time_unit)
     extras = _known_extras.get(key, ())
@@ -179,7 +180,7 @@ def _decode(call: PlannedCall, status: int, body: bytes) -> tuple[Any, tuple[str
         except msgspec.ValidationError as exc:
             found = _UNKNOWN_FIELD.match(str(exc))
             if found is None:
-                raise word_refusal(call, status, body, exc) from None
+                raise word_refusal(call, status, bytes(body), exc) from None
             if len(extras) >= MAX_EXTRA_FIELDS:
                 raise bad_response(
                     call, status, f"more than {MAX_EXTRA_FIELDS} detail fields the contract does not name "
@@ -188,7 +189,7 @@ def _decode(call: PlannedCall, status: int, body: bytes) -> tuple[Any, tuple[str
             extras = (*extras, found.group(1))
             continue
         except msgspec.DecodeError as exc:
-            raise word_refusal(call, status, body, exc) from None
+            raise word_refusal(call, status, bytes(body), exc) from None
         if extras:
             with _known_lock:
                 known = _known_extras.get(key, ())

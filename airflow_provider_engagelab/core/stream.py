@@ -45,7 +45,9 @@ class StatsStream:
         """The parsed answers, one per call in plan order (instead of iterating the rows).
 
         What the operator stages: typed records are written without building a dict per row.
-        The same single use as iterating the stream.
+        The same single use as iterating the stream. Each answer's rows are released
+        (:meth:`ParsedResponse.release`) when the next answer is asked for, before it is
+        decoded: the consumer holds one answer at a time, so stage or copy its rows first.
         """
         if self._used:
             raise RuntimeError("a StatsStream can be iterated only once")
@@ -55,6 +57,7 @@ class StatsStream:
             self.requests += attempts
             self.errors.extend(parsed.errors)
             yield parsed
+            parsed.release()
 
     def collect(self) -> StatsResult:
         """Drain the stream into a :class:`StatsResult`."""

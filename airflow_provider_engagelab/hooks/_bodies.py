@@ -1,0 +1,103 @@
+"""Answer bodies on local disk: written while they download, read back once to be decoded.
+
+A body is an anonymous temporary file (``tempfile.TemporaryFile``: ``O_TMPFILE`` on Linux,
+elsewhere a file unlinked as soon as it is created) in the task's temporary folder (``TMPDIR``,
+or the hook's ``body_dir``). It never has a name, so nothing can leave it behind: not an error,
+not ``SIGTERM``, not even ``SIGKILL``; its space is freed when it is closed (right after its
+answer is decoded) or when the process ends. The decoder reads it through ``mmap``, without a
+copy into Python memory.
+
+A failure of the folder (a full disk, a missing or read-only folder) is an
+:class:`~airflow_provider_engagelab.exceptions.EngageLabOutputError` naming the folder; a retry
+of the call would meet the same disk, so it is not retried. No Airflow imports.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from airflow_provider_engagelab.exceptions import EngageLabOutputError
+
+__all__ = ["CHUNK_BYTES", "BodyFile", "disk_error"]
+
+#: Bytes read from the socket and written to the body file at a time (per running call).
+CHUNK_BYTES = 64 * 1024
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_error(exc: OSError, folder: str, what: str) -> EngageLabOutputError:
+    """The error for a local file operation that failed in ``folder`` while ``what``."""
+    if exc.errno in _FULL:
+        return EngageLabOutputError(
+            f"no space left on the device of the task's temporary folder {folder} while {what}: "
+            "free space there, or point TMPDIR at a folder on a larger disk; nothing was published",
+            retryable=False,
+        )
+    return EngageLabOutputError(
+        f"could not use the task's temporary folder {folder} while {what}: "
+        f"{exc.strerror or type(exc).__name__}; check that it exists and is writable, or point "
+        "TMPDIR elsewhere; nothing was published",
+        retryable=False,
+    )
+
+
+class BodyFile:
+    """One answer body in an anonymous temporary file; close it once it is decoded.
+
+    :param folder: where to create it (``None``: the system's temporary folder, ``TMPDIR``).
+    :param what: the answer, for error messages (e.g. ``the answer of /v1/stats/journey ...``).
+    """
+
+    def __init__(self, folder: str | None, what: str) -> None:
+        self.folder = folder or tempfile.gettempdir()
+        self.what = what
+        self.size = 0
+        try:
+            self._file: IO[bytes] = tempfile.TemporaryFile(prefix="engagelab-body-", dir=self.folder)
+        except OSError as exc:
+            raise disk_error(exc, self.folder, f"saving {what}") from None
+
+    def write(self, chunk: bytes) -> None:
+        """Append one downloaded chunk."""
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise disk_error(exc, self.folder, f"saving {self.what} ({self.size:,} bytes saved)") from None
+        self.size += len(chunk)
+
+    @contextmanager
+    def buffer(self) -> Iterator[bytes | memoryview]:
+        """The whole body as a read-only buffer (an ``mmap``), valid inside the ``with`` block."""
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise disk_error(exc, self.folder, f"saving {self.what} ({self.size:,} bytes saved)") from None
+        if not self.size:  # mmap refuses an empty file
+            yield b""
+            return
+        mapped = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        view = memoryview(mapped)
+        try:
+            yield view
+        finally:
+            view.release()
+            try:
+                mapped.close()
+            except BufferError:  # a slice of it is still alive (in an error's traceback):
+                pass  # the mapping goes with the last slice
+
+    def close(self) -> None:
+        """Close the file; its space is freed (it has no name to remove)."""
+        self._file.close()
+
+    def __enter__(self) -> BodyFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
