@@ -5,7 +5,7 @@ elsewhere a file unlinked as soon as it is created) in the task's temporary fold
 or the hook's ``body_dir``). It never has a name, so nothing can leave it behind: not an error,
 not ``SIGTERM``, not even ``SIGKILL``; its space is freed when it is closed (right after its
 answer is decoded) or when the process ends. The decoder reads it through ``mmap``, without a
-copy into Python memory.
+copy into Python memory, and can drop the pages it has read (:meth:`BodyFile.drop_pages`).
 
 A failure of the folder (a full disk, a missing or read-only folder) is an
 :class:`~airflow_provider_engagelab.exceptions.EngageLabOutputError` naming the folder; a retry
@@ -17,8 +17,6 @@ from __future__ import annotations
 import errno
 import mmap
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import IO
 
 from airflow_provider_engagelab.exceptions import EngageLabOutputError
@@ -58,43 +56,54 @@ class BodyFile:
         self.folder = folder or tempfile.gettempdir()
         self.what = what
         self.size = 0
+        self._mapped: mmap.mmap | None = None
+        self._view: memoryview | None = None
         try:
             self._file: IO[bytes] = tempfile.TemporaryFile(prefix="engagelab-body-", dir=self.folder)
         except OSError as exc:
             raise disk_error(exc, self.folder, f"saving {what}") from None
+
+    def _failure(self, exc: OSError) -> EngageLabOutputError:
+        return disk_error(exc, self.folder, f"saving {self.what} ({self.size:,} bytes saved)")
 
     def write(self, chunk: bytes) -> None:
         """Append one downloaded chunk."""
         try:
             self._file.write(chunk)
         except OSError as exc:
-            raise disk_error(exc, self.folder, f"saving {self.what} ({self.size:,} bytes saved)") from None
+            raise self._failure(exc) from None
         self.size += len(chunk)
 
-    @contextmanager
-    def buffer(self) -> Iterator[bytes | memoryview]:
-        """The whole body as a read-only buffer (an ``mmap``), valid inside the ``with`` block."""
-        try:
-            self._file.flush()
-        except OSError as exc:
-            raise disk_error(exc, self.folder, f"saving {self.what} ({self.size:,} bytes saved)") from None
-        if not self.size:  # mmap refuses an empty file
-            yield b""
-            return
-        mapped = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        view = memoryview(mapped)
-        try:
-            yield view
-        finally:
-            view.release()
+    def view(self) -> bytes | memoryview:
+        """The whole body as a read-only buffer (an ``mmap`` of the file), until :meth:`close`."""
+        if self._view is None:
             try:
-                mapped.close()
-            except BufferError:  # a slice of it is still alive (in an error's traceback):
-                pass  # the mapping goes with the last slice
+                self._file.flush()
+            except OSError as exc:
+                raise self._failure(exc) from None
+            if not self.size:  # mmap refuses an empty file
+                return b""
+            self._mapped = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._view = memoryview(self._mapped)
+        return self._view
+
+    def drop_pages(self) -> None:
+        """Take the body's pages out of this process's memory (they are read again when used)."""
+        if self._mapped is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self._mapped.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
-        """Close the file; its space is freed (it has no name to remove)."""
-        self._file.close()
+        """Unmap and close the file; its space is freed (it has no name to remove)."""
+        view, mapped, self._view, self._mapped = self._view, self._mapped, None, None
+        try:
+            if view is not None:
+                view.release()
+            if mapped is not None:
+                mapped.close()
+        except BufferError:  # a slice of the view is still alive (in an error's traceback):
+            pass  # the mapping goes with the last slice
+        finally:
+            self._file.close()
 
     def __enter__(self) -> BodyFile:
         return self

@@ -179,13 +179,15 @@ class _Started(Generic[T]):
 
 
 def run_ordered(
-    calls: list[PlannedCall], fetch: Callable[..., T], width: int
+    calls: list[PlannedCall], fetch: Callable[..., T], width: int,
+    discard: Callable[[T], None] | None = None,
 ) -> Iterator[T]:
     """Run ``fetch(call, turn=...)`` for each call on a pool; yield the outcomes in plan order.
 
     The first failing call in plan order raises when its turn comes, after every earlier result
     was yielded. On that error, or when the consumer stops iterating, the run is cancelled,
-    calls not yet started are dropped, and the pool is shut down after the running ones end.
+    calls not yet started are dropped, and the pool is shut down after the running ones end;
+    the outcomes of calls that ended but were never yielded go to ``discard``.
     """
     limit = 2 * width
     run = OrderedRun(width)
@@ -207,3 +209,7 @@ def run_ordered(
     finally:
         run.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        for left in started:
+            if discard is not None and left.future.done() and not left.future.cancelled() \
+                    and left.future.exception() is None:
+                discard(left.future.result())

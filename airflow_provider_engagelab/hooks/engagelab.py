@@ -20,10 +20,11 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_engagelab._provider_info import hook_form_widgets, hook_ui_field_behaviour
+from airflow_provider_engagelab.core.answer import Answer, read_answer
 from airflow_provider_engagelab.core.connection import ResolvedConnection
-from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.planning import PlannedCall
 from airflow_provider_engagelab.core.query import StatsQuery
+from airflow_provider_engagelab.core.retry import parse_retry_after
 from airflow_provider_engagelab.core.settings import TUNING_KEYS
 from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.exceptions import (
@@ -182,21 +183,32 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
                 body.close()
                 raise
 
-    def _request_once(self, call: PlannedCall, turn: Turn | None = None) -> ParsedResponse:
-        """One attempt: download the body to its file, then decode it (at the call's turn)."""
+    def _request_once(self, call: PlannedCall, turn: Turn | None = None) -> Answer:
+        """One attempt: download the body to its file, then read it (at the call's turn).
+
+        The answer owns the body file from then on (closing it frees the file).
+        """
         status, retry_after, body = self._download(call, turn)
-        with body:
+        try:
             if turn is None:
-                return self._answer_file(call, status, body, retry_after)
-            return turn.decode(lambda: self._answer_file(call, status, body, retry_after))
+                return self._read_answer(call, status, body, retry_after)
+            return turn.decode(lambda: self._read_answer(call, status, body, retry_after))
+        except BaseException:
+            body.close()
+            raise
 
-    def _answer_file(self, call: PlannedCall, status: int, body: BodyFile,
-                     retry_after: str | None) -> ParsedResponse:
-        with body.buffer() as data:
-            return self._answer(call, status, data, retry_after)
+    @staticmethod
+    def _read_answer(call: PlannedCall, status: int, body: BodyFile, retry_after: str | None) -> Answer:
+        return read_answer(
+            call, status, body.view(), retry_after=parse_retry_after(retry_after),
+            drop_pages=body.drop_pages, on_close=body.close,
+        )
 
-    def fetch_call(self, call: PlannedCall, *, turn: Turn | None = None) -> tuple[ParsedResponse, int]:
-        """Run one planned call with retries; return its parsed answer and the attempts made.
+    def fetch_call(self, call: PlannedCall, *, turn: Turn | None = None) -> tuple[Answer, int]:
+        """Run one planned call with retries; return its answer and the attempts made.
+
+        The answer's :meth:`~airflow_provider_engagelab.core.answer.Answer.batches` are its
+        rows (decoded as they are asked for); close it when done.
 
         :param turn: its place in an ordered run (:func:`~.._ordered.run_ordered` passes it):
             when it may send, and when it may decode. Without one, it sends and decodes at once.
@@ -208,11 +220,11 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
             kwargs["sleep"] = lambda seconds: turn.pause(seconds, sleep)
         retrying = tenacity.Retrying(**kwargs)
         with self._retry_budget(retrying):
-            parsed = retrying(self._request_once, call, turn)
-        return parsed, attempts(retrying)
+            answer = retrying(self._request_once, call, turn)
+        return answer, attempts(retrying)
 
-    def _run_ordered(self, calls: list[PlannedCall]) -> Iterator[tuple[ParsedResponse, int]]:
-        """Run calls concurrently and yield ``(parsed, attempts)`` in plan order.
+    def _run_ordered(self, calls: list[PlannedCall]) -> Iterator[tuple[Answer, int]]:
+        """Run calls concurrently and yield ``(answer, attempts)`` in plan order.
 
         With width N = ``max_concurrent_requests`` (at most the number of calls), N requests run
         at once and a new one starts as soon as ANY of them finishes, so one slow call (a latency
@@ -231,7 +243,7 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
             for call in calls:
                 yield self.fetch_call(call)
             return
-        yield from run_ordered(calls, self.fetch_call, width)
+        yield from run_ordered(calls, self.fetch_call, width, discard=_close_answer)
 
     # ------------------------------------------------------------------ public API
     def iter_stats(
@@ -267,7 +279,7 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
             resolved = self.resolved
             day = date.today() - timedelta(days=1)
             _, calls = self.plan("journey", [1], "DAY", day, day)
-            self._request_once(calls[0])
+            self._request_once(calls[0]).close()
         except EngageLabJourneyNotFoundError:
             pass
         except EngageLabAuthError as exc:
@@ -277,6 +289,13 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
         except Exception as exc:  # noqa: BLE001 - the UI shows the message
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connected to {resolved.base_url} with API Key {resolved.api_key!r}"
+
+
+def _close_answer(done: tuple[Any, int]) -> None:
+    """Free the body of an answer that was fetched but never read (the run ended before it)."""
+    close = getattr(done[0], "close", None)
+    if close is not None:
+        close()
 
 
 def __getattr__(name: str) -> Any:
