@@ -8,42 +8,24 @@ answer is decoded) or when the process ends. The decoder reads it through ``mmap
 copy into Python memory, and can drop the pages it has read (:meth:`BodyFile.drop_pages`).
 
 A failure of the folder (a full disk, a missing or read-only folder) is an
-:class:`~airflow_provider_engagelab.exceptions.EngageLabOutputError` naming the folder; a retry
-of the call would meet the same disk, so it is not retried. No Airflow imports.
+:class:`~airflow_provider_engagelab.exceptions.EngageLabOutputError` naming the folder
+(:func:`~airflow_provider_engagelab.core.disk.disk_error`); a retry of the call would meet the
+same disk, so it is not retried. No Airflow imports.
 """
 
 from __future__ import annotations
 
-import errno
 import mmap
 import tempfile
 from typing import IO
 
+from airflow_provider_engagelab.core.disk import disk_error
 from airflow_provider_engagelab.exceptions import EngageLabOutputError
 
-__all__ = ["CHUNK_BYTES", "BodyFile", "disk_error"]
+__all__ = ["CHUNK_BYTES", "BodyFile"]
 
 #: Bytes read from the socket and written to the body file at a time (per running call).
 CHUNK_BYTES = 64 * 1024
-
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-def disk_error(exc: OSError, folder: str, what: str) -> EngageLabOutputError:
-    """The error for a local file operation that failed in ``folder`` while ``what``."""
-    if exc.errno in _FULL:
-        return EngageLabOutputError(
-            f"no space left on the device of the task's temporary folder {folder} while {what}: "
-            "free space there, or point TMPDIR at a folder on a larger disk; nothing was published",
-            retryable=False,
-        )
-    return EngageLabOutputError(
-        f"could not use the task's temporary folder {folder} while {what}: "
-        f"{exc.strerror or type(exc).__name__}; check that it exists and is writable, or point "
-        "TMPDIR elsewhere; nothing was published",
-        retryable=False,
-    )
-
 
 class BodyFile:
     """One answer body in an anonymous temporary file; close it once it is decoded.
