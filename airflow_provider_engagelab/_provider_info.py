@@ -136,6 +136,13 @@ def provider_info(version: str) -> dict[str, Any]:
                 "python-modules": ["airflow_provider_engagelab.triggers.engagelab"],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": "EngageLab",
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_engagelab.transfers.engagelab_to_sql",
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_engagelab.hooks.engagelab.EngageLabHook",

@@ -1,4 +1,4 @@
-"""Figure 8: peak RSS (and wall time) of a file-writing task against ``max_concurrent_requests``.
+"""Figure 9: peak RSS (and wall time) of a file-writing task against ``max_concurrent_requests``.
 
 The workload of issue 18: ``EngageLabStatsOperator``, message statistics, HOUR, 800 journeys x
 32 days (16 calls: 8 of 100 journeys x 31 days, ~40 MB of JSON and ~150k rows each, and 8 of
@@ -70,14 +70,14 @@ def measure(
             conn = sb.connection(max_concurrent_requests=width)
             for env in trees.values():
                 set_connection(f"engagelab_bench_width_{width}", conn, env)
-        log(f"8: warming the sandbox ({ids} journeys x {(last - first).days + 1} days HOUR message)")
+        log(f"9: warming the sandbox ({ids} journeys x {(last - first).days + 1} days HOUR message)")
         memory_child(sb, _spec(ids, first, last, "jsonl", widths[-1]), ours_env)
         for rep in range(repeats):
             for width in widths:
                 for fmt in formats:
                     order = list(trees) if rep % 2 == 0 else list(reversed(trees))
                     for tree in order:
-                        log(f"8: {tree} {fmt} width {width} (run {rep + 1}/{repeats})")
+                        log(f"9: {tree} {fmt} width {width} (run {rep + 1}/{repeats})")
                         res = memory_child(sb, _spec(ids, first, last, fmt, width), trees[tree])
                         res["count_check"] = count_check(res.pop("counters"), ("message",), ids, first, last)
                         runs.setdefault((tree, fmt, width), []).append(res)

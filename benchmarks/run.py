@@ -7,7 +7,7 @@ Usage::
     python benchmarks/run.py --quick         # small sizes: completes in seconds, checks call counts
     python benchmarks/run.py --only 2,4      # some figures only
     python benchmarks/run.py --json out.json # also write every figure and detail as JSON
-    python benchmarks/run.py --only 8 --baseline-tree /tmp/main  # figure 8 against another checkout
+    python benchmarks/run.py --only 9 --baseline-tree /tmp/main  # figure 9 against another checkout
 
 Figures (see benchmarks/README.md):
 
@@ -24,7 +24,10 @@ Figures (see benchmarks/README.md):
    partition for 1 and 20 concurrent tasks, on the local file system and moto's S3 server;
 7. cheap sandbox: CPU of one sandbox answer for 100 journeys x 31 days, cold (its caches
    dropped) and warm; a DAY answer < 100 ms cold (DESIGN.md), HOUR answers for reference;
-8. peak RSS vs width: the operator writing 800 journeys x 32 days of HOUR message statistics
+8. SQL transfer: rows/s of the SQL sink loading ~1M HOUR message rows into PostgreSQL >= 0.5x
+   ``psql``'s ``COPY`` of the same rows from a CSV file; the whole transfer task (fetch
+   included) with its peak RSS at 100k and 1M rows, and a rerun (reference);
+9. peak RSS vs width: the operator writing 800 journeys x 32 days of HOUR message statistics
    (16 calls) to jsonl and parquet with max_concurrent_requests 1, 4, 8, 16: peak RSS at most
    the import baseline + 150 MiB at every width, spread under 40 MiB; with --baseline-tree, the
    same runs of another checkout back to back, and wall time within 1.05x of it at each width.
@@ -699,11 +702,49 @@ def bench_commit(quick: bool) -> list[Figure]:
     return figures
 
 
-# ------------------------------------------------------------------------------ 8: width
+# ------------------------------------------------------------------------------ 8: SQL
+
+
+def bench_sql(quick: bool) -> list[Figure]:
+    """Figure 8: rows/s of the SQL transfer into PostgreSQL vs psql's COPY of the same rows."""
+    import _sql
+
+    ids = _sql.QUICK_JOURNEYS if quick else _sql.JOURNEYS
+    _log(f"8: SQL transfer of {ids} journeys x 1 day HOUR message into PostgreSQL, and psql COPY")
+    run = _sql.measure(quick)
+    if "error" in run:
+        return [Figure("8", "SQL transfer into PostgreSQL", ">= 0.5x COPY", run["error"], None, False)]
+    figures = [count_figure(f"sql transfer {ids} ids x 1 d HOUR", run["count_check"])]
+    figures.append(Figure(
+        "8", f"rows/s into PostgreSQL: SQL sink (COPY to temp, DELETE + INSERT SELECT), {run['rows']:,} rows",
+        ">= 0.5x COPY",
+        f"{run['load_rows_per_s']:,.0f} rows/s ({run['load_s']:.1f} s) vs psql COPY from CSV "
+        f"{run['copy_rows_per_s']:,.0f} rows/s ({run['copy_s']:.1f} s)",
+        run["ratio"], run["ratio"] >= 0.5, run,
+    ))
+    figures.append(Figure(
+        "8", "  the whole transfer task, fetch from the sandbox included", "-",
+        f"{run['transfer_rows_per_s']:,.0f} rows/s ({run['transfer_s']:.1f} s; the fetch alone "
+        f"{run['fetch_s']:.1f} s)", run["transfer_ratio"], None,
+    ))
+    figures.append(Figure(
+        "8", f"  peak RSS of the transfer task: {run['rows']:,} vs {run['small_rows']:,} rows", "-",
+        f"{run['peak_rss_mib']:.0f} vs {run['small_peak_rss_mib']:.0f} MiB "
+        f"(+{run['peak_rss_mib'] - run['small_peak_rss_mib']:.0f} MiB)", None, None,
+    ))
+    figures.append(Figure(
+        "8", "  the same task again (a rerun: deletes and replaces every row)", "-",
+        f"{run['rerun_rows_per_s']:,.0f} rows/s ({run['rerun_s']:.1f} s, {run['rerun_deleted']:,} deleted), "
+        f"peak RSS {run['rerun_peak_rss_mib']:.0f} MiB", run["copy_s"] / run["rerun_s"], None,
+    ))
+    return figures
+
+
+# ------------------------------------------------------------------------------ 9: width
 
 
 def bench_width(quick: bool) -> list[Figure]:
-    """Figure 8: peak RSS of a file-writing task vs max_concurrent_requests (and vs a baseline tree)."""
+    """Figure 9: peak RSS of a file-writing task vs max_concurrent_requests (and vs a baseline tree)."""
     import _width
 
     formats = ("jsonl", "parquet") if importlib.util.find_spec("pyarrow") is not None else ("jsonl",)
@@ -725,7 +766,7 @@ def bench_width(quick: bool) -> list[Figure]:
         base = min(v["baseline_mib"] for v in ours.values())
         measured = " / ".join(f"w{w} {v['peak_mib']:.0f}" for w, v in ours.items())
         figures.append(Figure(
-            "8", f"peak RSS vs width, operator -> file:// {fmt}, {ids} ids x {days} d HOUR message "
+            "9", f"peak RSS vs width, operator -> file:// {fmt}, {ids} ids x {days} d HOUR message "
             f"({calls} calls, {rows:,} rows)",
             f"<= baseline + {_width.MAX_OVER_BASELINE_MIB}, spread < {_width.MAX_SPREAD_MIB} MiB",
             f"{measured} MiB (baseline {base:.0f}, +{over:.0f} max, spread {spread:.0f})",
@@ -733,13 +774,13 @@ def bench_width(quick: bool) -> list[Figure]:
         ))
         if "baseline" not in result["trees"]:
             figures.append(Figure(
-                "8", f"  wall time per width, {fmt} (no baseline tree: --baseline-tree to compare)", "-",
+                "9", f"  wall time per width, {fmt} (no baseline tree: --baseline-tree to compare)", "-",
                 " / ".join(f"w{w} {v['seconds']:.1f} s" for w, v in ours.items()), None, None, {"ours": ours},
             ))
             continue
         before = _width.summary(result, "baseline", fmt)
         figures.append(Figure(
-            "8", f"  baseline tree, {fmt}: peak RSS per width", "-",
+            "9", f"  baseline tree, {fmt}: peak RSS per width", "-",
             " / ".join(f"w{w} {v['peak_mib']:.0f}" for w, v in before.items())
             + f" MiB (baseline {min(v['baseline_mib'] for v in before.values()):.0f})",
             None, None, {"baseline": before},
@@ -747,7 +788,7 @@ def bench_width(quick: bool) -> list[Figure]:
         ratios = {w: ours[w]["seconds"] / before[w]["seconds"] for w in ours}
         worst = max(ratios.values())
         figures.append(Figure(
-            "8", f"  wall time vs baseline tree, {fmt}, median of {result['repeats']}",
+            "9", f"  wall time vs baseline tree, {fmt}, median of {result['repeats']}",
             f"<= {_width.MAX_TIME_RATIO:.2f}x each width",
             " / ".join(f"w{w} {ours[w]['seconds']:.1f} vs {before[w]['seconds']:.1f} s" for w in ours),
             worst, worst <= _width.MAX_TIME_RATIO, {"ours": ours, "baseline": before, "ratios": ratios,
@@ -764,7 +805,8 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "5": bench_row_path,
     "6": bench_commit,
     "7": bench_sandbox,
-    "8": bench_width,
+    "8": bench_sql,
+    "9": bench_width,
 }
 
 
@@ -774,9 +816,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; judge call counts only")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated figure numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated figure numbers")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
-    parser.add_argument("--baseline-tree", help="figure 8: also run another checkout (e.g. a worktree of "
+    parser.add_argument("--baseline-tree", help="figure 9: also run another checkout (e.g. a worktree of "
                         "main) back to back with this one and compare wall times")
     args = parser.parse_args(argv)
     if args.baseline_tree:

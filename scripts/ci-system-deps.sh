@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
     chromium          # headless browser for tests/browser (the Connection form in the Airflow UI)
     chromium-driver   # its WebDriver: /usr/bin/chromedriver
+    postgresql        # initdb/postgres/psql for the SQL transfer's tests and benchmark (private servers
+                      # on 127.0.0.1 started by the tests; the packaged cluster is never used)
 )
 
 missing=()

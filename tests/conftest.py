@@ -1,7 +1,8 @@
 """Fixtures shared by every test directory: real Airflow runs (``dag.test()`` in a subprocess
-with a temporary AIRFLOW_HOME) from :mod:`tests.conftest_airflow`, moto's S3 server on 127.0.0.1, and
-the shipped pytest plugin (``engagelab_sandbox``, ``engagelab_sandbox_settings``,
-``engagelab_connection``, the ``engagelab_sandbox`` marker), enabled here as a user enables it."""
+with a temporary AIRFLOW_HOME) from :mod:`tests.conftest_airflow`, a private PostgreSQL server
+from :mod:`tests.conftest_postgres`, moto's S3 server on 127.0.0.1, and the shipped pytest
+plugin (``engagelab_sandbox``, ``engagelab_sandbox_settings``, ``engagelab_connection``, the
+``engagelab_sandbox`` marker), enabled here as a user enables it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest_airflow import airflow_db_template, airflow_home, airflow_runner  # noqa: F401
+from tests.conftest_postgres import postgres_server  # noqa: F401
 
 pytest_plugins = ["airflow_provider_engagelab.testing.pytest_plugin"]
 

@@ -7,8 +7,11 @@ from typing import Any
 from airflow_provider_engagelab.core.query import parse_choice
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
 
-#: Output formats and their file extensions.
+#: File output formats and their file extensions.
 OUTPUT_FORMATS: dict[str, str] = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
+
+#: Table output formats: a table with its own layout and commit, not files of partitions.
+TABLE_FORMATS: tuple[str, ...] = ("delta",)
 
 #: What a per-journey ``error_code`` does: fail the task, warn and go on, or go on quietly.
 ERROR_POLICIES: tuple[str, ...] = ("fail", "warn", "skip")
@@ -28,7 +31,12 @@ DEFAULT_COMMIT_WAIT_SECONDS = 900.0
 
 
 def parse_output_format(value: Any, param: str = "output_format") -> str:
-    """Accept ``jsonl``, ``csv`` or ``parquet`` (any case)."""
+    """Accept ``jsonl``, ``csv``, ``parquet`` or ``delta`` (any case)."""
+    return parse_choice(value, (*OUTPUT_FORMATS, *TABLE_FORMATS), param)
+
+
+def parse_file_format(value: Any, param: str = "output_format") -> str:
+    """Accept a file format only: ``jsonl``, ``csv`` or ``parquet`` (any case)."""
     return parse_choice(value, tuple(OUTPUT_FORMATS), param)
 
 

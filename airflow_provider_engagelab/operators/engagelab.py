@@ -8,36 +8,32 @@ partitioning, serialisation and atomic commit in :mod:`..core.writers`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias
 
-from airflow_provider_engagelab._context import context_window, is_templated
+from airflow_provider_engagelab._context import is_templated
 from airflow_provider_engagelab.core.defaults import DEFAULT_CONN_ID
 from airflow_provider_engagelab.core.layout import asset_uri, join_uri, local_root, output_root_uri
 from airflow_provider_engagelab.core.options import (
     DEFAULT_COMMIT_LEASE_SECONDS,
     DEFAULT_COMMIT_WAIT_SECONDS,
     DEFAULT_MAX_XCOM_ROWS,
-    parse_error_policy,
     parse_max_xcom_rows,
     parse_output_format,
     parse_schema_policy,
     parse_seconds,
 )
-from airflow_provider_engagelab.core.query import (
-    StatsQuery,
-    build_query,
-    parse_date,
-    parse_journey_ids,
-    parse_stats_type,
-    parse_time_unit,
-)
-from airflow_provider_engagelab.core.report import journey_error_report, journey_errors_exception
+from airflow_provider_engagelab.core.query import StatsQuery
 from airflow_provider_engagelab.core.schema_changes import SchemaChanges
-from airflow_provider_engagelab.core.window import apply_lookback
 from airflow_provider_engagelab.exceptions import EngageLabValidationError
+from airflow_provider_engagelab.operators._base import (
+    FETCH_TEMPLATE_FIELDS,
+    EngageLabFetchOperator,
+    partial_alias_name,
+    validate_fetch_literals,
+)
+from airflow_provider_engagelab.operators.delta_tables import check_delta_options, check_delta_output
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -53,55 +49,32 @@ __all__ = [
     "EngageLabWebhookStatsOperator",
 ]
 
-_ALIAS_PREFIX = "engagelab:"
-
-
-def _check_lookback(value: Any) -> None:
-    # The rule lives in core.window.apply_lookback; run it on a dummy window.
-    today = date.today()
-    apply_lookback(today, today, value)
-
-
 def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool = False) -> None:
     """Parse-time checks of every parameter whose value is already known.
 
     With ``mapped``, parameters absent from ``partial()`` (``stats_type`` included) may come
     from ``expand()`` and are checked when the mapped task instance runs.
     """
-    if not (mapped and stats_type is None):
-        parse_stats_type(stats_type)
+    validate_fetch_literals(stats_type, params, mapped=mapped)
     if "output_format" in params:
         parse_output_format(params["output_format"])
-    if "on_journey_error" in params:
-        parse_error_policy(params["on_journey_error"])
     if "on_schema_change" in params:
         parse_schema_policy(params["on_schema_change"])
     # not template fields: their values are final here (expand() values are checked per instance)
     if "max_xcom_rows" in params:
         parse_max_xcom_rows(params["max_xcom_rows"])
-    if "lookback_days" in params:
-        _check_lookback(params["lookback_days"])
     if "commit_lease_seconds" in params:
         parse_seconds(params["commit_lease_seconds"], "commit_lease_seconds", minimum=5, maximum=3600)
     if "commit_wait_seconds" in params:
         parse_seconds(params["commit_wait_seconds"], "commit_wait_seconds", minimum=1, maximum=86400)
-    value = params.get("time_unit")
-    if value is not None and not is_templated(value):
-        parse_time_unit(value)
-    for name in ("start_time", "end_time"):
-        value = params.get(name)
-        if value is not None and not is_templated(value):
-            parse_date(value, name)
-    value = params.get("journey_ids")
-    if value is not None and not is_templated(value):
-        parse_journey_ids(value)
     value = params.get("output_path")
     if value is not None and not is_templated(value):
         output_root_uri(value)
-
-
-def _alias_name(dag_id: str | None, task_id: str) -> str:
-    return f"{_ALIAS_PREFIX}{dag_id}.{task_id}" if dag_id else f"{_ALIAS_PREFIX}{task_id}"
+    fmt = params.get("output_format")
+    if isinstance(fmt, str) and parse_output_format(fmt) == "delta":
+        check_delta_options(params.get("on_schema_change"))
+        if not is_templated(value) and (value is not None or not mapped):  # expand() may give it
+            check_delta_output(value)
 
 
 def _own_outlet(stats_type: Any, output_path: Any, alias: str) -> Asset | AssetAlias | None:
@@ -113,7 +86,7 @@ def _own_outlet(stats_type: Any, output_path: Any, alias: str) -> Asset | AssetA
     return AssetAlias(name=alias)
 
 
-class EngageLabStatsOperator(BaseOperator):
+class EngageLabStatsOperator(EngageLabFetchOperator):
     """Fetch EngageLab journey statistics into XCom or into partitioned files.
 
     Any number of journeys and any date range: the hook plans the fewest API calls (batches
@@ -134,7 +107,8 @@ class EngageLabStatsOperator(BaseOperator):
         absolute local path). (templated)
     :param output_conn_id: the Airflow Connection of the object store (e.g. ``aws_default``).
     :param output_format: ``"jsonl"`` (default), ``"csv"`` or ``"parquet"`` (needs the
-        ``[parquet]`` extra).
+        ``[parquet]`` extra) files, or ``"delta"``: Delta tables (needs the ``[delta]`` extra;
+        local and ``s3://`` roots).
     :param on_journey_error: what a per-journey ``error_code`` does: ``"fail"`` (fail listing
         every failed journey, write nothing), ``"warn"`` (log a warning per journey, keep the
         others) or ``"skip"`` (as ``warn``, logged at debug level only).
@@ -148,15 +122,12 @@ class EngageLabStatsOperator(BaseOperator):
         that dies while committing delays the next commit of that partition by at most this
         long. Renewed every third of it while a commit runs. Between 5 and 3600.
     :param commit_wait_seconds: how long a commit waits for other tasks' commits of the same
-        partition before the task fails (and Airflow retries it). Between 1 and 86400.
+        partition (Delta: retries commits that conflicted with them) before the task fails
+        (and Airflow retries it). Between 1 and 86400.
     """
 
-    template_fields: Sequence[str] = ("journey_ids", "time_unit", "start_time", "end_time", "output_path")
-    template_fields_renderers: ClassVar[dict[str, str]] = {"journey_ids": "py"}
+    template_fields: Sequence[str] = (*FETCH_TEMPLATE_FIELDS, "output_path")
     ui_color = "#dbeafe"
-
-    #: Set by the subclasses that fix the statistics type.
-    fixed_stats_type: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -193,18 +164,14 @@ class EngageLabStatsOperator(BaseOperator):
             "commit_wait_seconds": commit_wait_seconds,
         }
         _validate_literals(stats_type, params)
-        super().__init__(**kwargs)
-        self.stats_type = parse_stats_type(stats_type).value
-        self.engagelab_conn_id = engagelab_conn_id
-        self.journey_ids = journey_ids
-        self.time_unit = time_unit
-        self.start_time = start_time
-        self.end_time = end_time
-        self.lookback_days = lookback_days
+        super().__init__(
+            stats_type=stats_type, engagelab_conn_id=engagelab_conn_id, journey_ids=journey_ids,
+            time_unit=time_unit, start_time=start_time, end_time=end_time, lookback_days=lookback_days,
+            on_journey_error=on_journey_error, **kwargs,
+        )
         self.output_path = output_path
         self.output_conn_id = output_conn_id
         self.output_format = parse_output_format(output_format)
-        self.on_journey_error = parse_error_policy(on_journey_error)
         self.on_schema_change = parse_schema_policy(on_schema_change)
         self.max_xcom_rows = max_xcom_rows
         self.commit_lease_seconds = commit_lease_seconds
@@ -212,11 +179,6 @@ class EngageLabStatsOperator(BaseOperator):
         self._add_own_outlet()
 
     # ------------------------------------------------------------------ outlets
-    @property
-    def asset_alias_name(self) -> str:
-        """Name of the AssetAlias used when ``output_path`` is resolved at run time."""
-        return _alias_name(self.dag_id if self.has_dag() else None, self.task_id)
-
     def _add_own_outlet(self) -> None:
         if getattr(self, "_BaseOperator__from_mapped", False):
             return  # a mapped task: partial() declared the outlet (what the scheduler knows)
@@ -236,17 +198,8 @@ class EngageLabStatsOperator(BaseOperator):
         """
         stats_type = cls.fixed_stats_type or kwargs.get("stats_type")
         _validate_literals(stats_type, kwargs, mapped=True)
-        task_id = kwargs.get("task_id")
-        if isinstance(task_id, str):
-            from airflow.sdk.definitions._internal.contextmanager import (
-                DagContext,
-                TaskGroupContext,
-            )
-
-            dag = kwargs.get("dag") or DagContext.get_current()
-            group = kwargs.get("task_group") or (TaskGroupContext.get_current(dag) if dag else None)
-            full_id = group.child_id(task_id) if group else task_id
-            alias = _alias_name(dag.dag_id if dag else None, full_id)
+        alias = partial_alias_name(kwargs)
+        if alias is not None:
             own = _own_outlet(stats_type, kwargs.get("output_path"), alias)
             outlets = kwargs.get("outlets") or []
             outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
@@ -255,31 +208,12 @@ class EngageLabStatsOperator(BaseOperator):
         return super().partial(**kwargs)
 
     # ------------------------------------------------------------------ execute
-    def _window(self, context: Context, lookback: int) -> tuple[date, date]:
-        if self.start_time is None and self.end_time is None:
-            return context_window(context, lookback)
-        if self.start_time is None or self.end_time is None:
-            missing = "start_time" if self.start_time is None else "end_time"
-            given = "end_time" if missing == "start_time" else "start_time"
-            raise EngageLabValidationError(
-                f"Invalid {missing}=None: give start_time and end_time together (only {given} was "
-                "given), or neither to use the run's data interval"
-            )
-        first = parse_date(self.start_time, "start_time")
-        last = parse_date(self.end_time, "end_time")
-        return apply_lookback(first, last, lookback)
-
     def _query(self, context: Context) -> StatsQuery:
         """Validate every parameter (no HTTP) and return the query, journey IDs sorted."""
         parse_max_xcom_rows(self.max_xcom_rows)
         parse_seconds(self.commit_lease_seconds, "commit_lease_seconds", minimum=5, maximum=3600)
         parse_seconds(self.commit_wait_seconds, "commit_wait_seconds", minimum=1, maximum=86400)
-        lookback = self.lookback_days
-        _check_lookback(lookback)
-        ids = parse_journey_ids(self.journey_ids)
-        first, last = self._window(context, lookback)
-        # Sorted IDs: the same journey set gives the same calls, the same row order, the same bytes.
-        return build_query(self.stats_type, sorted(ids), self.time_unit, first, last)
+        return super()._query(context)
 
     def execute(self, context: Context) -> Any:
         """Fetch the statistics; return the rows, or a summary of the files written."""
@@ -291,41 +225,22 @@ class EngageLabStatsOperator(BaseOperator):
             query.stats_type.value, len(query.journey_ids), query.start.isoformat(),
             query.end.isoformat(), query.time_unit.value, root or "XCom",
         )
-        # Imported here, not at module level: HttpHook pulls in requests, aiohttp and pydantic,
-        # which would cost every DAG file that uses this operator ~100 ms of parse time.
-        from airflow_provider_engagelab.hooks.engagelab import EngageLabHook
-
-        hook = EngageLabHook(engagelab_conn_id=self.engagelab_conn_id)
-        stream = hook.iter_stats(
-            query.stats_type.value, query.journey_ids, query.time_unit.value, query.start, query.end
-        )
-        changes = SchemaChanges(self.on_schema_change, query.stats_type.value)
-        try:
-            for parsed in stream.responses():
-                for new in changes.apply(parsed):
-                    self._log_new_field(new)
-                sink.stage(parsed)
-            report = self._check_journey_errors(stream)
-            result = sink.commit()
-        finally:
-            sink.abort()
+        changes, apply_schema_policy = self._schema_policy(query)
+        outcome = self._fetch(query, sink, apply_schema_policy)
+        result, stream, report = outcome.result, outcome.stream, outcome.journey_errors
         if root is None:
             self.log.info("Returning %d row(s) through XCom (%d call(s))", len(result), stream.calls_done)
             return result
         return self._summary(context, query, stream, root, result, report, changes)
 
-    def _log_new_field(self, new: dict[str, Any]) -> None:
-        how = "written too" if self.on_schema_change == "keep" else "left out; the known columns are written"
-        log = self.log.warning if self.on_schema_change == "warn" else self.log.info
-        log(
-            "The API answered %s statistics with the field %r, which the contract does not name "
-            "(first in journey %s, time %r): %s (on_schema_change=%r)",
-            self.stats_type, new["field"], new.get("journey_id"), new.get("time"), how,
-            self.on_schema_change,
-        )
-
-    def _open_sink(self, query: StatsQuery, root: str | None) -> Sink:
+    def _open_sink(self, query: StatsQuery, root: str | None = None) -> Sink:
         """The sink of this task's output (an XCom list, or partitioned files under ``root``)."""
+        if self.output_format == "delta":
+            from airflow_provider_engagelab.operators.delta_tables import open_delta_sink
+
+            check_delta_options(self.on_schema_change)
+            return open_delta_sink(query, self.output_path, self.output_conn_id,
+                                   wait_seconds=self.commit_wait_seconds)
         if root is None:
             from airflow_provider_engagelab.sinks.xcom import XComSink
 
@@ -364,22 +279,6 @@ class EngageLabStatsOperator(BaseOperator):
             return LocalStore(base.path, root)
         return FsspecStore(fs, base.path, root)
 
-    def _check_journey_errors(self, stream: StatsStream) -> list[dict[str, Any]]:
-        report = journey_error_report(stream.errors)
-        if not report:
-            return report
-        if self.on_journey_error == "fail":
-            raise journey_errors_exception(report, self.stats_type)
-        for err in report:
-            log = self.log.warning if self.on_journey_error == "warn" else self.log.debug
-            log(
-                "Journey %s failed with code %s (%s); its %s statistics are left out and its "
-                "rows already written are kept (on_journey_error=%r)",
-                err["journey_id"], err["error_code"], err["meaning"], self.stats_type,
-                self.on_journey_error,
-            )
-        return report
-
     def _summary(
         self,
         context: Context,
@@ -390,6 +289,14 @@ class EngageLabStatsOperator(BaseOperator):
         report: list[dict[str, Any]],
         changes: SchemaChanges,
     ) -> dict[str, Any]:
+        if self.output_format == "delta":  # the sink logged its commit
+            summary = {"stats_type": query.stats_type.value, "time_unit": query.time_unit.value,
+                       "format": "delta", "window": {"start": query.start.isoformat(),
+                                                     "end": query.end.isoformat()},
+                       **result, "calls": stream.calls_done, "requests": stream.requests,
+                       "journey_errors": report, "schema_changes": changes.report()}
+            self._emit_asset_event(context, root, summary)
+            return summary
         files = result["files"]
         self.log.info(
             "Committed %d partition(s) under %s: %d file(s), %d row(s) written; %d file(s) of other "

@@ -2,8 +2,9 @@
 
 Memory stays flat whatever the number of rows: each parsed answer is grouped by date and
 appended to the staged files at once (at most :data:`MAX_OPEN_FILES` open). Parquet is staged
-as Arrow IPC streams and converted per date by :meth:`PartitionStager.finish`. A full disk (or
-any failing file operation) is an ``EngageLabOutputError`` naming the staging folder, raised
+as Arrow IPC streams and converted per date by :meth:`PartitionStager.finish` (or kept as
+Arrow, for the Delta sink: :func:`read_staged_batches` reads them back). A full disk (or any
+failing file operation) is an ``EngageLabOutputError`` naming the staging folder, raised
 before anything is published. No Airflow imports.
 """
 
@@ -24,7 +25,7 @@ from typing import IO, Any
 from airflow_provider_engagelab.core import encoding
 from airflow_provider_engagelab.core.disk import disk_error
 from airflow_provider_engagelab.core.layout import window_dates
-from airflow_provider_engagelab.core.options import parse_output_format
+from airflow_provider_engagelab.core.options import parse_file_format
 from airflow_provider_engagelab.core.query import StatsType, TimeUnit, parse_stats_type, parse_time_unit
 from airflow_provider_engagelab.core.records import ParsedResponse
 from airflow_provider_engagelab.exceptions import EngageLabResponseError, EngageLabValidationError
@@ -91,7 +92,7 @@ class PartitionStager:
             )
         self.stats_type: StatsType = parse_stats_type(stats_type)
         self.time_unit: TimeUnit = parse_time_unit(time_unit)
-        self.output_format = parse_output_format(output_format)
+        self.output_format = parse_file_format(output_format)
         self._schema = encoding.parquet_schema(self.stats_type) if self.output_format == "parquet" else None
         self.dates = window_dates(first, last)
         self._day_keys = {d.isoformat(): d for d in self.dates}
@@ -251,8 +252,13 @@ class PartitionStager:
                 if not quiet:
                     raise
 
-    def finish(self) -> dict[date, StagedFile]:
-        """Close the staged files and convert Parquet; the files of the dates that have rows."""
+    def finish(self, *, convert: bool = True) -> dict[date, StagedFile]:
+        """Close the staged files and convert Parquet; the files of the dates that have rows.
+
+        :param convert: with ``output_format="parquet"``, ``False`` keeps the staged Arrow IPC
+            stream files (``.arrows``) instead of converting them (the Delta sink reads them
+            with :func:`read_staged_batches`).
+        """
         if self._finished:
             raise RuntimeError("finish() was already called")
         with self._disk("closing the staged files"):
@@ -272,7 +278,7 @@ class PartitionStager:
                     else:
                         keep.to_parquet(path, target, self.stats_type, self.extra_fields, PARQUET_BATCH_ROWS)
                     path = target
-                elif self.output_format == "parquet":
+                elif self.output_format == "parquet" and convert:
                     path = self._to_parquet(path)
             staged[day] = StagedFile(local_path=path, day=day, rows=self._rows[key])
         return staged
@@ -315,3 +321,15 @@ class PartitionStager:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def read_staged_batches(path: str) -> Iterator[Any]:
+    """The record batches of a staged ``.arrows`` file (concatenated Arrow IPC streams), lazily.
+
+    Memory holds one staged batch (one call's rows of one date) at a time.
+    """
+    pa = encoding.require_parquet()
+    size = os.path.getsize(path)
+    with pa.OSFile(path) as source:
+        while source.tell() < size:
+            yield from pa.ipc.open_stream(source)

@@ -31,7 +31,7 @@ from airflow_provider_engagelab.exceptions import EngageLabJourneyErrors, Engage
 @pytest.mark.parametrize(
     ("func", "value", "words"),
     [
-        (parse_output_format, "xml", ["output_format", "'xml'", "jsonl", "csv", "parquet"]),
+        (parse_output_format, "xml", ["output_format", "'xml'", "jsonl", "csv", "parquet", "delta"]),
         (parse_output_format, None, ["output_format", "None"]),
         (parse_error_policy, "ignore", ["on_journey_error", "'ignore'", "fail", "warn", "skip"]),
         (parse_max_xcom_rows, 0, ["max_xcom_rows", "0", ">= 1"]),

@@ -86,7 +86,8 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()},
     assert report["errors"] == {}
     assert report["warnings"] == []
     assert report["dags"] == [
-        "example_engagelab_backfill_mapped", "example_engagelab_daily", "example_engagelab_xcom"]
+        "example_engagelab_backfill_mapped", "example_engagelab_daily", "example_engagelab_tables",
+        "example_engagelab_xcom"]
 
 
 def test_daily_dag_end_to_end(airflow_runner, sandbox, tmp_path):
@@ -129,6 +130,30 @@ def test_backfill_dag_maps_batches_without_collisions(airflow_runner, sandbox, t
     assert result.xcom("totals") == {t: len(rows[t]) for t in ("journey", "message", "webhook")}
     # 3 batches x 1 window per type: the fewest calls
     assert sandbox.counters()["requests"] == 9
+
+
+def test_tables_dag_loads_the_window_into_a_delta_table_exactly_once(airflow_runner, sandbox, tmp_path):
+    deltalake = pytest.importorskip("deltalake")
+    lake = tmp_path / "lake"
+    airflow_runner.add_dag_file(EXAMPLES / "example_engagelab_tables.py")
+    ids = [101, 102, 103, 104]
+    warehouse = {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}  # the SQL tasks' target
+    env = _env(sandbox, tmp_path, ENGAGELAB_JOURNEY_IDS=",".join(map(str, ids)),
+               ENGAGELAB_LAKE_PATH=lake.as_uri(), AIRFLOW_CONN_ENGAGELAB_WAREHOUSE=json.dumps(warehouse))
+    expected = sandbox.expected_rows("message", ids, "DAY", "2026-05-30", "2026-06-01")
+    assert expected
+    expected = [{**r, "revenue_amount": float(r["revenue_amount"])} for r in expected]
+    versions = []
+    for _ in range(2):  # the run for 2026-06-02 covers 06-01 and, looking back, 05-30 and 05-31
+        result = airflow_runner.run("example_engagelab_tables", logical_date="2026-06-02T00:00:00+00:00",
+                                    conf={"schema": "main"}, env=env)
+        table = deltalake.DeltaTable(str(lake / "message" / "day"))
+        rows = table.to_pyarrow_table().drop_columns(["date"]).to_pylist()
+        _assert_exactly_once(rows, expected)
+        summary = result.xcom("message_stats_delta")
+        assert summary["format"] == "delta" and summary["total_rows"] == len(expected)
+        versions.append((summary["version"], result.xcom("compact")["version"]))
+    assert versions[1][0] > versions[0][1]  # the rerun committed after the first run's compaction
 
 
 def test_xcom_dag_returns_last_week(airflow_runner, sandbox, tmp_path):

@@ -17,8 +17,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "airflow_provider_engagelab"
 
-#: Modules of the file sinks (the SQL sink gets its connection from Airflow, by design).
-FILE_SINKS = ["base", "files", "lease", "partition", "rewrite", "staging", "store", "xcom"]
+#: Modules of the file, Delta and SQL sinks (the SQL sink gets its DB-API connection from the
+#: transfer's common.sql hook, handed in: it imports no Airflow itself).
+FILE_SINKS = ["base", "delta", "files", "lease", "partition", "rewrite", "staging", "store", "xcom",
+              "sql", "sql_load", "sql_schema"]
 
 #: What a DAG file must not load through our operators (modules loaded when a task runs).
 HEAVY = ("fsspec", "s3fs", "gcsfs", "adlfs", "pyarrow", "deltalake", "polars", "duckdb", "psycopg2",

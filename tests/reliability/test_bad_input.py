@@ -294,6 +294,9 @@ TABLE: list[Any] = [
     ("op-partial-format", lambda env: EngageLabStatsOperator.partial(
         task_id="m", stats_type="journey", output_format="xml"), ["output_format", "'xml'"], V),
     ("op-parse-lookback-huge", op_parse(lookback_days=10**6), ["lookback_days", str(10**6)], V),
+    ("op-parse-delta-no-path", op_parse(output_format="delta"), ["output_path=None", "delta"], V),
+    ("op-parse-delta-scheme", op_parse(output_format="delta", output_path="gs://lake/x"),
+     ["output_path", "gs://", "delta"], V),
     # ---------------------------------------------------------------- operators, run time (rendered)
     ("op-run-ids", op_run({"journey_ids": "1,abc"}), ["journey_ids", "'abc'"], V),
     ("op-run-ids-literal", op_run({"journey_ids": "[0, 1]"}), ["journey_ids", "0"], V),
@@ -306,6 +309,8 @@ TABLE: list[Any] = [
     ("op-run-path", op_run({"output_path": "relative"}, output_path="{{ var.value.root }}"),
      ["output_path", "'relative'"], V),
     ("op-run-bad-conn", with_conn(op_run({}), host="127.0.0.1:{port}"), ["host"], V),
+    ("op-run-delta-scheme", op_run({"output_path": "gs://lake/x"}, output_path="{{ var.value.root }}",
+                                   output_format="delta"), ["output_path", "gs://", "delta"], V),
     pytest.param(
         "op-run-path-unknown-scheme",
         op_run({"output_path": "foo://bucket/x"}, output_path="{{ var.value.root }}"),

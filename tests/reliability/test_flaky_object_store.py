@@ -134,7 +134,10 @@ def proxy(s3_bucket, monkeypatch, sb):
     print(f"flaky S3 proxy {url} -> {s3_bucket.endpoint}, seed {SEED}")
     conn = {"conn_type": "aws", "login": "testing", "password": "testing",
             "extra": {"endpoint_url": url, "region_name": "us-east-1"}}
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_FLAKY", json.dumps(conn))
+    # A conn id per proxy: Airflow's object storage caches one file system per conn id in the
+    # process, so a second test under one id would reach the first test's (stopped) proxy.
+    flaky.conn_id = f"aws_flaky_{flaky.port}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{flaky.conn_id.upper()}", json.dumps(conn))
     monkeypatch.setenv("AIRFLOW_CONN_ENGAGELAB_DEFAULT", json.dumps(sb.airflow_connection()))
     yield flaky
     flaky.stop()
@@ -163,17 +166,18 @@ def test_uploads_through_a_flaky_store_end_byte_identical(s3_bucket, proxy, fmt)
     assert len([k for k in clean if "/part-" in k]) == 2 * 40
 
     proxy.enabled = True
-    attempts = Counter()
+    attempts, errors = Counter(), []
     for unit in ("DAY", "HOUR"):
         for attempt in range(1, 6):  # Airflow's retries of the failed task
             attempts[unit] = attempt
             try:
-                run(s3_bucket, "flaky/", "aws_flaky", fmt, unit)
+                run(s3_bucket, "flaky/", proxy.conn_id, fmt, unit)
                 break
             except EngageLabError as exc:  # a clear error naming what failed, then the retry
                 assert "could not" in str(exc) and "s3://" in str(exc), str(exc)
+                errors.append(f"{unit} attempt {attempt}: {exc}")
         else:
-            pytest.fail(f"{unit}: five task attempts did not get through the flaky store")
+            pytest.fail(f"{unit}: five task attempts did not get through the flaky store: {errors}")
     flaky = data(s3_bucket, "flaky/")
     print(f"seed {SEED}, {fmt}: {dict(proxy.counts)}; task attempts {dict(attempts)}")
     assert proxy.counts["503 SlowDown"] > 0 and proxy.counts["connection reset mid-upload"] > 0

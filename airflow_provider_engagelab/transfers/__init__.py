@@ -1,0 +1,1 @@
+"""Transfer operators: EngageLab statistics into other systems (SQL tables)."""

@@ -1,0 +1,1 @@
+"""Tests of the SQL transfer (EngageLabStatsToSqlOperator) on PostgreSQL and SQLite."""
