@@ -749,7 +749,8 @@ def bench_width(quick: bool) -> list[Figure]:
 
     formats = ("jsonl", "parquet") if importlib.util.find_spec("pyarrow") is not None else ("jsonl",)
     baseline = os.environ.get("ENGAGELAB_BENCH_BASELINE_TREE") or None
-    result = _width.measure(quick, formats, baseline, log=_log)
+    repeats = int(os.environ.get("ENGAGELAB_BENCH_WIDTH_REPEATS", "3"))
+    result = _width.measure(quick, formats, baseline, repeats=repeats, log=_log)
     ids, first, last = result["ids"], result["first"], result["last"]
     days = (last - first).days + 1
     figures: list[Figure] = []

@@ -40,6 +40,7 @@ class StatsStream:
         self.requests = 0
         self._source = source
         self._used = False
+        self._responses: Iterator[ParsedResponse] | None = None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for parsed in self.responses():
@@ -58,16 +59,36 @@ class StatsStream:
         if self._used:
             raise RuntimeError("a StatsStream can be iterated only once")
         self._used = True
-        for answer, attempts in self._source:
-            self.calls_done += 1
-            self.requests += attempts
-            if not isinstance(answer, Answer):
-                answer = Answer(answer.call, iter((answer,)))
-            with answer:
-                for parsed in answer.batches():
-                    self.errors.extend(parsed.errors)
-                    yield parsed
-                    parsed.release()
+        self._responses = self._iter_responses()
+        return self._responses
+
+    def _iter_responses(self) -> Iterator[ParsedResponse]:
+        try:
+            for answer, attempts in self._source:
+                self.calls_done += 1
+                self.requests += attempts
+                if not isinstance(answer, Answer):
+                    answer = Answer(answer.call, iter((answer,)))
+                with answer:
+                    for parsed in answer.batches():
+                        self.errors.extend(parsed.errors)
+                        yield parsed
+                        parsed.release()
+        finally:
+            self._close_source()
+
+    def _close_source(self) -> None:
+        close = getattr(self._source, "close", None)
+        if close is not None:
+            close()
+
+    def close(self) -> None:
+        """End the fetch now (after a failure of the consumer, say): the running calls are
+        cancelled and waited for, and every answer body is closed. Safe to call twice, or after
+        the iteration ended."""
+        if self._responses is not None and hasattr(self._responses, "close"):
+            self._responses.close()  # closes the answer it holds, then the source
+        self._close_source()
 
     def collect(self) -> StatsResult:
         """Drain the stream into a :class:`StatsResult`."""
