@@ -17,6 +17,7 @@ a parent that has grown to 230 MiB would report at least that, whatever it did i
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -50,6 +51,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     ids = list(range(spec["first_id"], spec["first_id"] + spec["ids"]))
     rss_before = _rss_kib()
     started = time.perf_counter()
+    cpu_started = time.process_time()
     if spec["mode"] == "operator":
         operator = EngageLabStatsOperator(
             task_id="bench_memory",
@@ -83,11 +85,15 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         rows, calls, files = len(result.rows), result.calls, len(staged)
     else:
         raise ValueError(f"unknown mode {spec['mode']!r}")
+    import airflow_provider_engagelab
+
     return {
+        "package": os.path.dirname(airflow_provider_engagelab.__file__),
         "rows": rows,
         "calls": calls,
         "files": files,
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
         "rss_before_kib": rss_before,
         "peak_rss_kib": _peak_rss_kib(),
         "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -149,3 +151,27 @@ def count_check(
         "ok": all(count >= per_call for count in seen.values())
         and total - rate_limited == per_call * len(seen),
     }
+
+
+def memory_child(sb: SandboxProcess, spec: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Run ``_memory_child.py`` with ``spec`` in a fresh process (``env``), against ``sb``.
+
+    Its output goes to a temporary folder, removed afterwards; the result carries the
+    sandbox's counters of the run.
+    """
+    out = tempfile.mkdtemp(prefix="engagelab-bench-mem-")
+    try:
+        sb.reset()
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("_memory_child.py")),
+             json.dumps({**spec, "output_dir": out})],
+            env=dict(env), capture_output=True, text=True, cwd=str(ROOT), check=False,
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"memory run {dict(spec)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(lines[-1])
+        result["counters"] = sb.counters()
+        return result
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

@@ -7,6 +7,7 @@ Usage::
     python benchmarks/run.py --quick         # small sizes: completes in seconds, checks call counts
     python benchmarks/run.py --only 2,4      # some figures only
     python benchmarks/run.py --json out.json # also write every figure and detail as JSON
+    python benchmarks/run.py --only 9 --baseline-tree /tmp/main  # figure 9 against another checkout
 
 Figures (see benchmarks/README.md):
 
@@ -22,10 +23,14 @@ Figures (see benchmarks/README.md):
 6. the exactly-once commit (reference, no target): wall time and store requests per
    partition for 1 and 20 concurrent tasks, on the local file system and moto's S3 server;
 7. cheap sandbox: CPU of one sandbox answer for 100 journeys x 31 days, cold (its caches
-   dropped) and warm; a DAY answer < 100 ms cold (DESIGN.md), HOUR answers for reference.
+   dropped) and warm; a DAY answer < 100 ms cold (DESIGN.md), HOUR answers for reference;
 8. SQL transfer: rows/s of the SQL sink loading ~1M HOUR message rows into PostgreSQL >= 0.5x
    ``psql``'s ``COPY`` of the same rows from a CSV file; the whole transfer task (fetch
-   included) with its peak RSS at 100k and 1M rows, and a rerun (reference).
+   included) with its peak RSS at 100k and 1M rows, and a rerun (reference);
+9. peak RSS vs width: the operator writing 800 journeys x 32 days of HOUR message statistics
+   (16 calls) to jsonl and parquet with max_concurrent_requests 1, 4, 8, 16: peak RSS at most
+   the import baseline + 150 MiB at every width, spread under 40 MiB; with --baseline-tree, the
+   same runs of another checkout back to back, and wall time within 1.05x of it at each width.
 
 The exit status is 1 when a target is missed (with ``--quick``: only when a call count is
 wrong or a run fails; timings are not judged on small sizes).
@@ -57,7 +62,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # this process and its children inherit the setting before Airflow configures logging.
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
-from _support import AVAILABLE_THROUGH, ROOT, SandboxProcess, count_check, expected_calls, set_connection
+from _support import (
+    AVAILABLE_THROUGH,
+    SandboxProcess,
+    count_check,
+    expected_calls,
+    memory_child,
+    set_connection,
+)
 
 STATS_TYPES = ("journey", "message", "webhook")
 MiB = 1024 * 1024
@@ -305,25 +317,6 @@ def bench_backfill(quick: bool) -> list[Figure]:
 # ------------------------------------------------------------------------------ 3: memory
 
 
-def _memory_child(sb: SandboxProcess, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    out = tempfile.mkdtemp(prefix="engagelab-bench-mem-")
-    try:
-        sb.reset()
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).with_name("_memory_child.py")),
-             json.dumps({**spec, "output_dir": out})],
-            env=env, capture_output=True, text=True, cwd=str(ROOT), check=False,
-        )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            raise RuntimeError(f"memory run {spec} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-        result = json.loads(lines[-1])
-        result["counters"] = sb.counters()
-        return result
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-
-
 def bench_memory(quick: bool) -> list[Figure]:
     """Figure 3: peak RSS of the operator streaming HOUR message rows to files (and counts)."""
     # Main shape: one day of HOUR message statistics for many journeys (a daily HOUR run):
@@ -353,7 +346,7 @@ def bench_memory(quick: bool) -> list[Figure]:
                 "first_id": 1, "ids": n, "start": first.isoformat(), "end": last.isoformat(),
                 "mode": mode, "output_format": fmt,
             }
-            res = _memory_child(sb, spec, env)
+            res = memory_child(sb, spec, env)
             results[(mode, fmt, n)] = res
             check = count_check(res["counters"], ("message",), n, first, last)
             figures.append(count_figure(f"memory {mode} {fmt} {n} ids x {days} d HOUR", check))
@@ -747,6 +740,64 @@ def bench_sql(quick: bool) -> list[Figure]:
     return figures
 
 
+# ------------------------------------------------------------------------------ 9: width
+
+
+def bench_width(quick: bool) -> list[Figure]:
+    """Figure 9: peak RSS of a file-writing task vs max_concurrent_requests (and vs a baseline tree)."""
+    import _width
+
+    formats = ("jsonl", "parquet") if importlib.util.find_spec("pyarrow") is not None else ("jsonl",)
+    baseline = os.environ.get("ENGAGELAB_BENCH_BASELINE_TREE") or None
+    repeats = int(os.environ.get("ENGAGELAB_BENCH_WIDTH_REPEATS", "3"))
+    result = _width.measure(quick, formats, baseline, repeats=repeats, log=_log)
+    ids, first, last = result["ids"], result["first"], result["last"]
+    days = (last - first).days + 1
+    figures: list[Figure] = []
+    for (tree, fmt, width), runs in result["runs"].items():
+        for i, run in enumerate(runs):
+            label = f"width {tree} {fmt} w{width}" + (f" #{i + 1}" if len(runs) > 1 else "")
+            figures.append(count_figure(f"{label} {ids} ids x {days} d HOUR", run["count_check"]))
+    load = os.getloadavg()
+    for fmt in formats:
+        ours = _width.summary(result, "ours", fmt)
+        ok, over, spread = _width.judge_memory(ours)
+        calls = next(iter(ours.values()))["calls"]
+        rows = next(iter(ours.values()))["rows"]
+        base = min(v["baseline_mib"] for v in ours.values())
+        measured = " / ".join(f"w{w} {v['peak_mib']:.0f}" for w, v in ours.items())
+        figures.append(Figure(
+            "9", f"peak RSS vs width, operator -> file:// {fmt}, {ids} ids x {days} d HOUR message "
+            f"({calls} calls, {rows:,} rows)",
+            f"<= baseline + {_width.MAX_OVER_BASELINE_MIB}, spread < {_width.MAX_SPREAD_MIB} MiB",
+            f"{measured} MiB (baseline {base:.0f}, +{over:.0f} max, spread {spread:.0f})",
+            over / _width.MAX_OVER_BASELINE_MIB, ok, {"ours": ours, "load_average": load},
+        ))
+        if "baseline" not in result["trees"]:
+            figures.append(Figure(
+                "9", f"  wall time per width, {fmt} (no baseline tree: --baseline-tree to compare)", "-",
+                " / ".join(f"w{w} {v['seconds']:.1f} s" for w, v in ours.items()), None, None, {"ours": ours},
+            ))
+            continue
+        before = _width.summary(result, "baseline", fmt)
+        figures.append(Figure(
+            "9", f"  baseline tree, {fmt}: peak RSS per width", "-",
+            " / ".join(f"w{w} {v['peak_mib']:.0f}" for w, v in before.items())
+            + f" MiB (baseline {min(v['baseline_mib'] for v in before.values()):.0f})",
+            None, None, {"baseline": before},
+        ))
+        ratios = {w: ours[w]["seconds"] / before[w]["seconds"] for w in ours}
+        worst = max(ratios.values())
+        figures.append(Figure(
+            "9", f"  wall time vs baseline tree, {fmt}, median of {result['repeats']}",
+            f"<= {_width.MAX_TIME_RATIO:.2f}x each width",
+            " / ".join(f"w{w} {ours[w]['seconds']:.1f} vs {before[w]['seconds']:.1f} s" for w in ours),
+            worst, worst <= _width.MAX_TIME_RATIO, {"ours": ours, "baseline": before, "ratios": ratios,
+                                                    "load_average": load},
+        ))
+    return figures
+
+
 BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "1": bench_calls,
     "2": bench_backfill,
@@ -756,6 +807,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "6": bench_commit,
     "7": bench_sandbox,
     "8": bench_sql,
+    "9": bench_width,
 }
 
 
@@ -765,9 +817,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes; judge call counts only")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated figure numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8,9", help="comma-separated figure numbers")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
+    parser.add_argument("--baseline-tree", help="figure 9: also run another checkout (e.g. a worktree of "
+                        "main) back to back with this one and compare wall times")
     args = parser.parse_args(argv)
+    if args.baseline_tree:
+        os.environ["ENGAGELAB_BENCH_BASELINE_TREE"] = args.baseline_tree
     chosen = [part.strip() for part in args.only.split(",") if part.strip()]
     unknown = [c for c in chosen if c not in BENCHES]
     if unknown:

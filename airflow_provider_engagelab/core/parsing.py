@@ -17,6 +17,7 @@ import functools
 import itertools
 import re
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 from operator import attrgetter
 from typing import Any
@@ -34,8 +35,8 @@ from airflow_provider_engagelab.core.wording import bad_response, envelope_error
 from airflow_provider_engagelab.exceptions import EngageLabResponseError
 
 __all__ = [
-    "CODE_MEANINGS", "COLUMNS", "DETAIL_FIELDS", "JourneyError", "ParsedResponse", "error_for",
-    "parse_response",
+    "CODE_MEANINGS", "COLUMNS", "DETAIL_FIELDS", "JourneyError", "ParsedResponse", "check_entries",
+    "check_status", "collect_records", "detail_decoder", "error_for", "parse_response",
 ]
 
 _KIND_TYPES: dict[str, Any] = {_INT: int, _STR: str, _NUM: int | float}
@@ -111,6 +112,14 @@ def _decoder(
     return _answer_decoder(_record_type(stats_type, time_unit, extras))
 
 
+@functools.lru_cache(maxsize=256)
+def detail_decoder(
+    stats_type: StatsType, time_unit: TimeUnit, extras: tuple[str, ...]
+) -> msgspec.json.Decoder[Any]:
+    """A decoder of one entry's ``detail`` list alone: the same records as a whole answer's."""
+    return msgspec.json.Decoder(list[_record_type(stats_type, time_unit, extras)])  # type: ignore[misc]
+
+
 #: The typed record of each (stats type, time unit) for answers in the contract's shape.
 #: Every record type (with extras too) has the class attributes ``record_kind`` (its stats type
 #: and unit) and ``extra_fields``.
@@ -141,7 +150,7 @@ def _bucket_times(unit: TimeUnit, start: date, end: date) -> frozenset[str]:
 def parse_response(
     call: PlannedCall,
     status: int,
-    body: bytes,
+    body: bytes | memoryview,
     *,
     retry_after: float | None = None,
 ) -> ParsedResponse:
@@ -149,9 +158,21 @@ def parse_response(
 
     :param call: the request this answers (for the checks that rows belong to it).
     :param status: the HTTP status code.
-    :param body: the raw response body.
+    :param body: the raw response body: bytes, or a read-only view of it (the sync hook maps
+        its body file); no record keeps a reference to it.
     :param retry_after: the parsed ``Retry-After`` header, if any.
     """
+    body = check_status(call, status, body, retry_after=retry_after)
+    answer, extras = _decode(call, status, body)
+    if answer.code != 0:
+        raise error_for(answer.code, str(answer.message or ""), status, retry_after=retry_after)
+    return _collect(call, status, answer, extras)
+
+
+def check_status(
+    call: PlannedCall, status: int, body: bytes | memoryview, *, retry_after: float | None = None
+) -> bytes | memoryview:
+    """Raise the mapped error of a non-2xx answer; the body of a 2xx one, without a UTF-8 BOM."""
     if 300 <= status < 400:
         raise EngageLabResponseError(
             f"unexpected HTTP {status} redirect from {call.endpoint}: redirects are not followed, "
@@ -159,55 +180,88 @@ def parse_response(
             status=status,
         )
     if not 200 <= status < 300:
-        code, message = envelope_error(call, status, body)
+        code, message = envelope_error(call, status, bytes(body))
         raise error_for(code, message, status, retry_after=retry_after)
-    if body.startswith(_BOM):
+    if bytes(body[: len(_BOM)]) == _BOM:
         body = body[len(_BOM):]
-    answer, extras = _decode(call, status, body)
-    if answer.code != 0:
-        raise error_for(answer.code, str(answer.message or ""), status, retry_after=retry_after)
-    return _collect(call, status, answer, extras)
+    return body
 
 
-def _decode(call: PlannedCall, status: int, body: bytes) -> tuple[Any, tuple[str, ...]]:
+def _decode(call: PlannedCall, status: int, body: bytes | memoryview) -> tuple[Any, tuple[str, ...]]:
     """Decode a 2xx body with the record type of its fields; learn new fields on the way."""
-    key = (call.stats_type, call.time_unit)
-    extras = _known_extras.get(key, ())
+    extras = known_extras(call)
     while True:
         try:
             answer = _decoder(call.stats_type, call.time_unit, extras).decode(body)
         except msgspec.ValidationError as exc:
-            found = _UNKNOWN_FIELD.match(str(exc))
-            if found is None:
-                raise word_refusal(call, status, body, exc) from None
-            if len(extras) >= MAX_EXTRA_FIELDS:
-                raise bad_response(
-                    call, status, f"more than {MAX_EXTRA_FIELDS} detail fields the contract does not name "
-                    f"({', '.join(extras[:5])}, ...)",
-                ) from None
-            extras = (*extras, found.group(1))
+            learned = learn_extra(call, status, extras, exc)
+            if learned is None:
+                raise word_refusal(call, status, bytes(body), exc) from None
+            extras = learned
             continue
-        except msgspec.DecodeError as exc:
-            raise word_refusal(call, status, body, exc) from None
-        if extras:
-            with _known_lock:
-                known = _known_extras.get(key, ())
-                if len(extras) > len(known):
-                    _known_extras[key] = extras
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise word_refusal(call, status, bytes(body), exc) from None
+        remember_extras(call, extras)
         return answer, extras
+
+
+def known_extras(call: PlannedCall) -> tuple[str, ...]:
+    """The fields the contract does not name that answers of this call's kind had so far."""
+    return _known_extras.get((call.stats_type, call.time_unit), ())
+
+
+def remember_extras(call: PlannedCall, extras: tuple[str, ...]) -> None:
+    """Let the next answers of this kind try ``extras`` first."""
+    if extras:
+        key = (call.stats_type, call.time_unit)
+        with _known_lock:
+            if len(extras) > len(_known_extras.get(key, ())):
+                _known_extras[key] = extras
+
+
+def learn_extra(
+    call: PlannedCall, status: int, extras: tuple[str, ...], exc: msgspec.ValidationError
+) -> tuple[str, ...] | None:
+    """``extras`` plus the unknown detail field ``exc`` names, or ``None`` for another refusal."""
+    found = _UNKNOWN_FIELD.match(str(exc))
+    if found is None:
+        return None
+    if len(extras) >= MAX_EXTRA_FIELDS:
+        raise bad_response(
+            call, status, f"more than {MAX_EXTRA_FIELDS} detail fields the contract does not name "
+            f"({', '.join(extras[:5])}, ...)",
+        ) from None
+    return (*extras, found.group(1))
 
 
 def _collect(call: PlannedCall, status: int, answer: Any, extras: tuple[str, ...]) -> ParsedResponse:
     """The checks of a decoded answer, once; its records, journey errors and journeys."""
-    if answer.data is None:
+    good, errors = check_entries(call, status, answer.data)
+    return collect_records(call, status, [entry for _, entry in good], errors, extras)
+
+
+def _no_detail(entry: Any) -> bool:
+    return entry.detail is None
+
+
+def check_entries(
+    call: PlannedCall, status: int, data: list[Any] | None, no_detail: Callable[[Any], bool] = _no_detail
+) -> tuple[list[tuple[int, Any]], list[JourneyError]]:
+    """The bookkeeping of an answer's entries: every requested journey once, nothing else.
+
+    :param data: the decoded entries (``journey_id``, ``error_code``, ``time_unit``, ``detail``).
+    :param no_detail: whether an entry lacks its ``detail`` list.
+    :return: the entries with ``error_code`` 0 (with their index in ``data``) and the journey errors.
+    """
+    if data is None:
         raise bad_response(call, status, "'data' is not a list")
     unit = call.time_unit.value
     requested = set(call.journey_ids)
     answered: set[int] = set()
     malformed = 0
     errors: list[JourneyError] = []
-    good: list[Any] = []
-    for entry in answer.data:
+    good: list[tuple[int, Any]] = []
+    for index, entry in enumerate(data):
         jid = entry.journey_id
         if jid == -1:
             malformed += 1
@@ -224,13 +278,25 @@ def _collect(call: PlannedCall, status: int, answer: Any, extras: tuple[str, ...
             raise bad_response(call, status, "an entry with journey_id -1 (malformed) has error_code 0")
         if entry.time_unit is not msgspec.UNSET and entry.time_unit != unit:
             raise bad_response(call, status, f"journey {jid} has time_unit {entry.time_unit!r}, asked {unit}")
-        if entry.detail is None:
+        if no_detail(entry):
             raise bad_response(call, status, f"journey {jid}: 'detail' must be a list, got None")
-        good.append(entry)
+        good.append((index, entry))
     missing = [j for j in call.journey_ids if j not in answered]
     if len(missing) > malformed:
         shown = ", ".join(str(j) for j in missing[:10])
         raise bad_response(call, status, f"no entry for requested journey(s) {shown}")
+    return good, errors
+
+
+def collect_records(
+    call: PlannedCall, status: int, good: list[Any], errors: list[JourneyError], extras: tuple[str, ...]
+) -> ParsedResponse:
+    """The checks of the detail rows of entries (``journey_id`` and ``detail`` each); their answer.
+
+    Every row's time is a bucket of the call's window, a row's own ``journey_id`` and
+    ``time_unit`` (when present) agree with its entry; rows get their entry's ``journey_id``.
+    """
+    unit = call.time_unit.value
     records = list(_chain(entry.detail for entry in good))
     if not _bucket_times(call.time_unit, call.start, call.end).issuperset(map(_RECORD_TIME, records)):
         _refuse_time(call, status, good)

@@ -43,9 +43,12 @@ class ParsedResponse:
     :param ok_journeys: the journeys the call answered with ``error_code`` 0: the ones whose
         statistics over the call's window are complete in the rows (possibly without a row).
     :param extra_fields: the fields the contract does not name that this answer's rows carry.
+
+    :meth:`release` drops the rows (what a stream does once its consumer moved on to the next
+    answer); reading them afterwards raises ``RuntimeError``.
     """
 
-    __slots__ = ("_rows", "call", "errors", "extra_fields", "ok_journeys", "records")
+    __slots__ = ("_records", "_released", "_rows", "call", "errors", "extra_fields", "ok_journeys")
 
     def __init__(
         self,
@@ -59,22 +62,48 @@ class ParsedResponse:
     ) -> None:
         self._rows = rows if rows is not None or records is not None else []
         self.errors: list[JourneyError] = errors if errors is not None else []
-        self.records = records
+        self._records = records
+        self._released = False
         self.call = call
         self.ok_journeys = ok_journeys
         self.extra_fields = extra_fields
 
+    def _check_kept(self) -> None:
+        if self._released:
+            raise RuntimeError(
+                "the rows of this answer were released when its stream moved on to the next "
+                "answer: stage or copy them before asking for the next one"
+            )
+
+    @property
+    def records(self) -> list[msgspec.Struct] | None:
+        """The typed records (``None`` for an answer built from flat dicts)."""
+        self._check_kept()
+        return self._records
+
     @property
     def rows(self) -> list[dict[str, Any]]:
         """Every row as a flat dict (built from ``records`` on first access)."""
+        self._check_kept()
         if self._rows is None:
-            self._rows = msgspec.to_builtins(self.records)
+            self._rows = msgspec.to_builtins(self._records)
         return self._rows
 
     @property
     def row_count(self) -> int:
         """Number of rows (without building dicts)."""
         return len(self.records) if self.records is not None else len(self.rows)
+
+    @property
+    def released(self) -> bool:
+        """Whether :meth:`release` dropped the rows."""
+        return self._released
+
+    def release(self) -> None:
+        """Drop the rows (records and dicts), keeping the errors, the call and the journeys."""
+        self._records = None
+        self._rows = None
+        self._released = True
 
     def drop_extra_fields(self) -> None:
         """Forget the values of the fields the contract does not name (rows keep ``COLUMNS``)."""
@@ -91,4 +120,5 @@ class ParsedResponse:
                     row.pop(name, None)
 
     def __repr__(self) -> str:
-        return f"ParsedResponse(rows={self.row_count}, errors={self.errors!r})"
+        rows = "released" if self._released else self.row_count
+        return f"ParsedResponse(rows={rows}, errors={self.errors!r})"

@@ -204,8 +204,9 @@ class EngageLabHookBase(Generic[R]):
         return self._pacer.reserve()
 
     @staticmethod
-    def _answer(call: PlannedCall, status: int, body: bytes, retry_after: str | None) -> ParsedResponse:
-        """Parse one HTTP answer (any status) with the pure core."""
+    def _answer(call: PlannedCall, status: int, body: bytes | memoryview,
+                retry_after: str | None) -> ParsedResponse:
+        """Parse one HTTP answer (any status) with the pure core (``body``: bytes, or a view of its file)."""
         return parse_response(call, status, body, retry_after=parse_retry_after(retry_after))
 
     def _log_retry(self, call: PlannedCall) -> Callable[[tenacity.RetryCallState], None]:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +20,11 @@ from airflow.providers.http.hooks.http import HttpHook
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_engagelab._provider_info import hook_form_widgets, hook_ui_field_behaviour
+from airflow_provider_engagelab.core.answer import Answer, read_answer
 from airflow_provider_engagelab.core.connection import ResolvedConnection
-from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.planning import PlannedCall
 from airflow_provider_engagelab.core.query import StatsQuery
+from airflow_provider_engagelab.core.retry import parse_retry_after
 from airflow_provider_engagelab.core.settings import TUNING_KEYS
 from airflow_provider_engagelab.core.stream import StatsResult, StatsStream
 from airflow_provider_engagelab.exceptions import (
@@ -39,6 +39,8 @@ from airflow_provider_engagelab.hooks._base import (
     mask_credentials,
     transport_error,
 )
+from airflow_provider_engagelab.hooks._bodies import CHUNK_BYTES, BodyFile
+from airflow_provider_engagelab.hooks._ordered import Turn, run_ordered
 
 if TYPE_CHECKING:
     from airflow_provider_engagelab.hooks._async import EngageLabAsyncHook as EngageLabAsyncHook
@@ -63,7 +65,13 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
     ``max_concurrent_requests``, ``requests_per_second``, and the transport keys
     ``proxies``, ``verify``, ``cert``, ``trust_env`` (see docs/connection.md).
 
+    Answer bodies stream to anonymous temporary files while they download and are decoded from
+    there, one at a time, in plan order (see :mod:`~airflow_provider_engagelab.hooks._ordered`):
+    the memory of a fetch is about one answer, whatever ``max_concurrent_requests``.
+
     :param engagelab_conn_id: the Airflow Connection to use.
+    :param body_dir: the folder of the answer bodies while they download (default: the
+        task's temporary folder, ``TMPDIR``).
     """
 
     conn_name_attr = EngageLabHookBase.conn_name_attr
@@ -72,9 +80,11 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
     hook_name = EngageLabHookBase.hook_name
     default_host = EngageLabHookBase.default_host
 
-    def __init__(self, engagelab_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, engagelab_conn_id: str = default_conn_name, *, body_dir: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(method="GET", http_conn_id=engagelab_conn_id, **kwargs)
         self._init_base(engagelab_conn_id, time.sleep)
+        self.body_dir = body_dir
         self._local = threading.local()
         self._pool_adapter: HTTPAdapter | None = None
 
@@ -140,44 +150,88 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
         return session
 
     # ------------------------------------------------------------------ transport
-    def _request_once(self, call: PlannedCall) -> ParsedResponse:
+    def _download(self, call: PlannedCall, turn: Turn | None) -> tuple[int, str | None, BodyFile]:
+        """Send one request, holding a request slot; its status, ``Retry-After`` and body file."""
         resolved = self.resolved
-        delay = self._pace()
-        if delay > 0:
-            self.sleep(delay)
         timeout = resolved.settings.timeout
+        with turn.request() if turn is not None else nullcontext():
+            delay = self._pace()
+            if delay > 0 and turn is not None:
+                turn.pause(delay, self.sleep)
+            elif delay > 0:
+                self.sleep(delay)
+            body = BodyFile(self.body_dir, f"the answer of {call.describe()}")
+            try:
+                with self._session().get(
+                    resolved.base_url + call.endpoint,
+                    params=call.params(),
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    **resolved.transport.requests_options(),
+                ) as response:
+                    for chunk in response.iter_content(CHUNK_BYTES):
+                        if turn is not None:
+                            turn.check()
+                        body.write(chunk)
+                    return response.status_code, response.headers.get("Retry-After"), body
+            except requests.RequestException as exc:
+                body.close()
+                raise transport_error(exc, call, timeout, timed_out=isinstance(exc, requests.Timeout),
+                                      refused=isinstance(exc, _REFUSED)) from None
+            except BaseException:
+                body.close()
+                raise
+
+    def _request_once(self, call: PlannedCall, turn: Turn | None = None) -> Answer:
+        """One attempt: download the body to its file, then read it (at the call's turn).
+
+        The answer owns the body file from then on (closing it frees the file).
+        """
+        status, retry_after, body = self._download(call, turn)
         try:
-            response = self._session().get(
-                resolved.base_url + call.endpoint,
-                params=call.params(),
-                timeout=timeout,
-                allow_redirects=False,
-                **resolved.transport.requests_options(),
-            )
-            body = response.content
-        except requests.RequestException as exc:
-            raise transport_error(exc, call, timeout, timed_out=isinstance(exc, requests.Timeout),
-                                  refused=isinstance(exc, _REFUSED)) from None
-        return self._answer(call, response.status_code, body, response.headers.get("Retry-After"))
+            if turn is None:
+                return self._read_answer(call, status, body, retry_after)
+            return turn.decode(lambda: self._read_answer(call, status, body, retry_after))
+        except BaseException:
+            body.close()
+            raise
 
-    def fetch_call(self, call: PlannedCall) -> tuple[ParsedResponse, int]:
-        """Run one planned call with retries; return its parsed answer and the attempts made."""
+    @staticmethod
+    def _read_answer(call: PlannedCall, status: int, body: BodyFile, retry_after: str | None) -> Answer:
+        return read_answer(
+            call, status, body.view(), retry_after=parse_retry_after(retry_after),
+            drop_pages=body.drop_pages, on_close=body.close,
+        )
+
+    def fetch_call(self, call: PlannedCall, *, turn: Turn | None = None) -> tuple[Answer, int]:
+        """Run one planned call with retries; return its answer and the attempts made.
+
+        The answer's :meth:`~airflow_provider_engagelab.core.answer.Answer.batches` are its
+        rows (decoded as they are asked for); close it when done.
+
+        :param turn: its place in an ordered run (:func:`~.._ordered.run_ordered` passes it):
+            when it may send, and when it may decode. Without one, it sends and decodes at once.
+        """
         _ = self.resolved
-        retrying = tenacity.Retrying(**self._retry_kwargs(call))
+        kwargs = self._retry_kwargs(call)
+        if turn is not None:
+            sleep = self.sleep
+            kwargs["sleep"] = lambda seconds: turn.pause(seconds, sleep)
+        retrying = tenacity.Retrying(**kwargs)
         with self._retry_budget(retrying):
-            parsed = retrying(self._request_once, call)
-        return parsed, attempts(retrying)
+            answer = retrying(self._request_once, call, turn)
+        return answer, attempts(retrying)
 
-    def _run_ordered(self, calls: list[PlannedCall]) -> Iterator[tuple[ParsedResponse, int]]:
-        """Run calls concurrently and yield ``(parsed, attempts)`` in plan order.
+    def _run_ordered(self, calls: list[PlannedCall]) -> Iterator[tuple[Answer, int]]:
+        """Run calls concurrently and yield ``(answer, attempts)`` in plan order.
 
-        With width N = ``max_concurrent_requests`` (at most the number of calls), N calls run
-        at once and a new one starts as soon as ANY running call finishes, so one slow call
-        (a latency spike, a retry sleeping its backoff, a 429's ``Retry-After``) does not idle
-        the other slots. Calls that finish before an earlier one wait, parsed, until their turn:
-        at most ``2 x N`` calls are started and not yet yielded (running or waiting), which
-        bounds memory to ``2 x N`` parsed calls plus the one the consumer holds; past that, the
-        slots wait for the slow call.
+        With width N = ``max_concurrent_requests`` (at most the number of calls), N requests run
+        at once and a new one starts as soon as ANY of them finishes, so one slow call (a latency
+        spike, a retry sleeping its backoff, a 429's ``Retry-After``) does not idle the other
+        slots. At most ``2 x N`` calls are started and not yet yielded; those that finish before
+        an earlier one wait as bodies on disk, not in memory, and each answer is decoded in the
+        consumer's thread when its turn comes (:mod:`~.._ordered`): one decoded answer at a time.
 
         The first failing call in plan order raises when its turn comes, after every earlier
         result was yielded (a later call's failure never overtakes them). On that error, or
@@ -189,29 +243,7 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
             for call in calls:
                 yield self.fetch_call(call)
             return
-        limit = 2 * width
-        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="engagelab")
-        # Started and not yet yielded, in plan order: running, or done and waiting its turn.
-        started: deque[Future[tuple[ParsedResponse, int]]] = deque()
-        todo = iter(calls)
-        try:
-            while True:
-                running = [future for future in started if not future.done()]
-                while len(running) < width and len(started) < limit:
-                    nxt = next(todo, None)
-                    if nxt is None:
-                        break
-                    future = pool.submit(self.fetch_call, nxt)
-                    started.append(future)
-                    running.append(future)
-                if not started:
-                    return
-                if started[0].done():
-                    yield started.popleft().result()
-                else:  # the oldest is still running, so ``running`` is not empty
-                    wait(running, return_when=FIRST_COMPLETED)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        yield from run_ordered(calls, self.fetch_call, width, discard=_close_answer)
 
     # ------------------------------------------------------------------ public API
     def iter_stats(
@@ -247,7 +279,7 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
             resolved = self.resolved
             day = date.today() - timedelta(days=1)
             _, calls = self.plan("journey", [1], "DAY", day, day)
-            self._request_once(calls[0])
+            self._request_once(calls[0]).close()
         except EngageLabJourneyNotFoundError:
             pass
         except EngageLabAuthError as exc:
@@ -257,6 +289,13 @@ class EngageLabHook(EngageLabHookBase[StatsResult], HttpHook):
         except Exception as exc:  # noqa: BLE001 - the UI shows the message
             return False, f"{type(exc).__name__}: {exc}"
         return True, f"Connected to {resolved.base_url} with API Key {resolved.api_key!r}"
+
+
+def _close_answer(done: tuple[Any, int]) -> None:
+    """Free the body of an answer that was fetched but never read (the run ended before it)."""
+    close = getattr(done[0], "close", None)
+    if close is not None:
+        close()
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,12 @@ window, the query, the fetch loop (hook -> sink), the journey-error policy and t
 of a subclass's ``on_schema_change`` policy. Subclasses say
 where the rows go by implementing :meth:`EngageLabFetchOperator._open_sink`: the stats
 operators (XCom, files) and the SQL transfer.
+
+``SIGTERM``: Airflow 3's task process answers it by calling :meth:`~EngageLabFetchOperator.on_kill`
+in the main thread (then ``SIGKILL`` after a grace period). While a fetch runs, ``on_kill``
+raises ``AirflowTaskTerminated`` there, so the fetch unwinds as on any failure: the running
+calls are cancelled, their answer bodies closed (anonymous temporary files: nothing to remove)
+and the sink aborted (its staging folder removed, nothing published).
 """
 
 from __future__ import annotations
@@ -219,6 +225,7 @@ class EngageLabFetchOperator(BaseOperator):
         stream = hook.iter_stats(
             query.stats_type.value, query.journey_ids, query.time_unit.value, query.start, query.end
         )
+        self._fetching = True
         try:
             for parsed in stream.responses():
                 if before_stage is not None:
@@ -227,8 +234,27 @@ class EngageLabFetchOperator(BaseOperator):
             report = self._check_journey_errors(stream)
             result = sink.commit()
         finally:
+            self._fetching = False
+            stream.close()  # on a failure: cancel the calls still running, close their bodies
             sink.abort()
         return FetchOutcome(result, stream, report)
+
+    #: True while :meth:`_fetch` runs (what :meth:`on_kill` interrupts).
+    _fetching: bool = False
+
+    def on_kill(self) -> None:
+        """``SIGTERM`` during the fetch: end it here (see the module), so that it cleans up."""
+        if not self._fetching:
+            return
+        self._fetching = False
+        try:
+            from airflow.sdk.exceptions import AirflowTaskTerminated
+        except ImportError:  # pragma: no cover - Airflow 3.0
+            from airflow.exceptions import AirflowTaskTerminated  # type: ignore[no-redef,attr-defined]
+        raise AirflowTaskTerminated(
+            f"Task {self.task_id} received SIGTERM while fetching {self.stats_type} statistics: "
+            "the fetch stops, its answer bodies and staged rows are removed, nothing is published"
+        )
 
     def _schema_policy(self, query: StatsQuery) -> tuple[SchemaChanges, Callable[[ParsedResponse], None]]:
         """The task's ``on_schema_change`` policy, and what applies it to each answer (logging

@@ -36,6 +36,7 @@ import msgspec
 
 from airflow_provider_engagelab.core import encoding
 from airflow_provider_engagelab.core.contract import COLUMNS, STR
+from airflow_provider_engagelab.core.disk import disk_error
 from airflow_provider_engagelab.core.parsing import ParsedResponse
 from airflow_provider_engagelab.core.query import TimeUnit
 from airflow_provider_engagelab.core.sql_table import BUCKET_COLUMN, ReplaceRange, bucket_start_text
@@ -261,7 +262,10 @@ class ExecutemanyLoader(_Loader):
     method = "executemany"
 
     def begin(self) -> None:
-        self._spool: IO[bytes] = tempfile.TemporaryFile(prefix="engagelab-sql-")
+        try:
+            self._spool: IO[bytes] = tempfile.TemporaryFile(prefix="engagelab-sql-")
+        except OSError as exc:
+            raise disk_error(exc, tempfile.gettempdir(), "spooling rows for the SQL table") from None
         self.sqlite = self.sql.family == SQLITE
         if self.sqlite:
             self.conn.isolation_level = None  # explicit BEGIN IMMEDIATE ... COMMIT below
@@ -270,10 +274,13 @@ class ExecutemanyLoader(_Loader):
 
     def stage(self, parsed: ParsedResponse) -> int:
         encode = msgspec.msgpack.encode
-        for values in _values(parsed, self.sql):
-            data = encode(values)
-            self._spool.write(_FRAME.pack(len(data)))
-            self._spool.write(data)
+        try:
+            for values in _values(parsed, self.sql):
+                data = encode(values)
+                self._spool.write(_FRAME.pack(len(data)))
+                self._spool.write(data)
+        except OSError as exc:  # a full disk: nothing reached the table (one transaction)
+            raise disk_error(exc, tempfile.gettempdir(), "spooling rows for the SQL table") from None
         return parsed.row_count
 
     def _frames(self) -> Iterator[list[list[Any]]]:

@@ -3,7 +3,9 @@
 Memory stays flat whatever the number of rows: each parsed answer is grouped by date and
 appended to the staged files at once (at most :data:`MAX_OPEN_FILES` open). Parquet is staged
 as Arrow IPC streams and converted per date by :meth:`PartitionStager.finish` (or kept as
-Arrow, for the Delta sink: :func:`read_staged_batches` reads them back). No Airflow imports.
+Arrow, for the Delta sink: :func:`read_staged_batches` reads them back). A full disk (or any
+failing file operation) is an ``EngageLabOutputError`` naming the staging folder, raised
+before anything is published. No Airflow imports.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from operator import attrgetter, itemgetter
 from typing import IO, Any
 
 from airflow_provider_engagelab.core import encoding
+from airflow_provider_engagelab.core.disk import disk_error
 from airflow_provider_engagelab.core.layout import window_dates
 from airflow_provider_engagelab.core.options import parse_file_format
 from airflow_provider_engagelab.core.query import StatsType, TimeUnit, parse_stats_type, parse_time_unit
@@ -92,7 +96,11 @@ class PartitionStager:
         self._schema = encoding.parquet_schema(self.stats_type) if self.output_format == "parquet" else None
         self.dates = window_dates(first, last)
         self._day_keys = {d.isoformat(): d for d in self.dates}
-        self._dir = tempfile.mkdtemp(prefix="engagelab-stage-", dir=staging_dir)
+        try:
+            self._dir = tempfile.mkdtemp(prefix="engagelab-stage-", dir=staging_dir)
+        except OSError as exc:
+            folder = staging_dir or tempfile.gettempdir()
+            raise disk_error(exc, folder, "creating the staging folder") from None
         self._open: OrderedDict[str, IO[bytes]] = OrderedDict()
         self._max_open = max(1, max_open_files)
         self._rows: dict[str, int] = {}
@@ -125,21 +133,30 @@ class PartitionStager:
 
     def _write(self, key: str, data: bytes, rows: int) -> None:
         """Append ``data`` (``rows`` encoded rows) to the staged file of date ``key``."""
-        handle = self._open.get(key)
-        if handle is None:
-            while len(self._open) >= self._max_open:
-                _, oldest = self._open.popitem(last=False)
-                oldest.close()
-            new = key not in self._rows
-            handle = self._open[key] = open(self._stage_path(key), "wb" if new else "ab")
-            if new:
-                self._rows[key] = 0
-                if self.output_format == "csv" and not self._keep:
-                    handle.write(encoding.csv_header(self.stats_type))
-        else:
-            self._open.move_to_end(key)
-        handle.write(data)
+        with self._disk(f"staging the rows of {key}"):
+            handle = self._open.get(key)
+            if handle is None:
+                while len(self._open) >= self._max_open:
+                    _, oldest = self._open.popitem(last=False)
+                    oldest.close()
+                new = key not in self._rows
+                handle = self._open[key] = open(self._stage_path(key), "wb" if new else "ab")
+                if new:
+                    self._rows[key] = 0
+                    if self.output_format == "csv" and not self._keep:
+                        handle.write(encoding.csv_header(self.stats_type))
+            else:
+                self._open.move_to_end(key)
+            handle.write(data)
         self._rows[key] += rows
+
+    @contextmanager
+    def _disk(self, what: str) -> Iterator[None]:
+        """A failing local file operation (a full disk) as an error naming the staging folder."""
+        try:
+            yield
+        except OSError as exc:
+            raise disk_error(exc, self._dir, what) from None
 
     def _check_open(self) -> None:
         if self._finished:
@@ -226,10 +243,14 @@ class PartitionStager:
             self._write(key, self._encode_records(group), len(group))
         return len(records)
 
-    def _close_all(self) -> None:
+    def _close_all(self, quiet: bool = False) -> None:
         while self._open:
             _, handle = self._open.popitem(last=False)
-            handle.close()
+            try:
+                handle.close()
+            except OSError:  # a full disk refusing the last buffered bytes
+                if not quiet:
+                    raise
 
     def finish(self, *, convert: bool = True) -> dict[date, StagedFile]:
         """Close the staged files and convert Parquet; the files of the dates that have rows.
@@ -240,7 +261,8 @@ class PartitionStager:
         """
         if self._finished:
             raise RuntimeError("finish() was already called")
-        self._close_all()
+        with self._disk("closing the staged files"):
+            self._close_all()
         self._finished = True
         staged: dict[date, StagedFile] = {}
         for day in self.dates:
@@ -248,15 +270,16 @@ class PartitionStager:
             if not self._rows.get(key):
                 continue
             path = self._stage_path(key)
-            if self._keep:
-                target = path[: -len(".keep.jsonl")] + f".{self.output_format}"
-                if self.output_format == "csv":
-                    keep.to_csv(path, target, self.stats_type, self.extra_fields)
-                else:
-                    keep.to_parquet(path, target, self.stats_type, self.extra_fields, PARQUET_BATCH_ROWS)
-                path = target
-            elif self.output_format == "parquet" and convert:
-                path = self._to_parquet(path)
+            with self._disk(f"converting the staged rows of {key} to {self.output_format}"):
+                if self._keep:
+                    target = path[: -len(".keep.jsonl")] + f".{self.output_format}"
+                    if self.output_format == "csv":
+                        keep.to_csv(path, target, self.stats_type, self.extra_fields)
+                    else:
+                        keep.to_parquet(path, target, self.stats_type, self.extra_fields, PARQUET_BATCH_ROWS)
+                    path = target
+                elif self.output_format == "parquet" and convert:
+                    path = self._to_parquet(path)
             staged[day] = StagedFile(local_path=path, day=day, rows=self._rows[key])
         return staged
 
@@ -290,7 +313,7 @@ class PartitionStager:
 
     def cleanup(self) -> None:
         """Close and remove every staged file."""
-        self._close_all()
+        self._close_all(quiet=True)
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> PartitionStager:

@@ -39,7 +39,7 @@ def test_quick_run_completes_and_prints_the_table(quick_report):
     proc, report = quick_report
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert report["quick"] is True
-    for item in "12345678":
+    for item in "123456789":
         assert _figures(report, item), f"figure {item} missing from the report"
     header = next(line for line in proc.stdout.splitlines() if line.startswith("#"))
     assert header.split() == ["#", "figure", "target", "measured", "ratio", "result"]
@@ -81,3 +81,17 @@ def test_memory_runs_wrote_the_rows_they_fetched(quick_report):
             assert run["rows"] > 0 and run["files"] == 1
             assert run["peak_rss_kib"] >= run["rss_before_kib"] > 0
         assert fig["detail"]["large"]["rows"] > 5 * fig["detail"]["small"]["rows"]
+
+
+def test_width_runs_cover_every_width_and_make_the_fewest_calls(quick_report):
+    _, report = quick_report
+    counts = [f for f in _figures(report, "1") if f["name"].startswith("calls: width ours")]
+    assert len(counts) >= 2  # one per width (x format)
+    assert all(f["ok"] for f in counts)
+    peaks = [f for f in _figures(report, "9") if f["name"].startswith("peak RSS vs width")]
+    assert peaks
+    for fig in peaks:
+        ours = fig["detail"]["ours"]
+        assert len(ours) >= 2
+        for run in ours.values():
+            assert run["rows"] > 0 and run["peak_mib"] >= run["baseline_mib"] > 0

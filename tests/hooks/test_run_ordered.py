@@ -90,7 +90,7 @@ def hook(monkeypatch: pytest.MonkeyPatch) -> EngageLabHook:
 
 def _patch_fetch(monkeypatch: pytest.MonkeyPatch, hook: EngageLabHook, tracker: Tracker,
                  body: Callable[[int], None]) -> None:
-    def fake_fetch_call(call: Any) -> tuple[int, int]:
+    def fake_fetch_call(call: Any, turn: Any = None) -> tuple[int, int]:
         i = _index(call)
         tracker.start(i)
         try:
@@ -226,7 +226,7 @@ def test_width_one_is_a_plain_loop_in_the_caller_thread(monkeypatch):
     hook = EngageLabHook()
     threads: list[threading.Thread] = []
 
-    def fake_fetch_call(call: Any) -> tuple[int, int]:
+    def fake_fetch_call(call: Any, turn: Any = None) -> tuple[int, int]:
         threads.append(threading.current_thread())
         return _index(call), 1
 

@@ -44,6 +44,18 @@ def add_field(monkeypatch, name="ctr", value=0.25):
     for module in ("airflow_provider_engagelab.hooks._base",):
         monkeypatch.setattr(f"{module}.parse_response", parse)
 
+    # the sync hook reads its answers from the body file (core.answer.read_answer)
+    from airflow_provider_engagelab.hooks import engagelab as sync_hook
+
+    real_read = sync_hook.read_answer
+
+    def read(call, status, body, **kw):
+        if 200 <= status < 300:
+            body = bytes(body).replace(b'"time":', f'"{name}":{json.dumps(value)},"time":'.encode())
+        return real_read(call, status, body, **kw)
+
+    monkeypatch.setattr(sync_hook, "read_answer", read)
+
 
 def run(tmp_path, fmt, policy, ids=(1, 2), stats_type="message", **kw):
     op = EngageLabStatsOperator(
@@ -136,6 +148,15 @@ def test_a_field_that_changes_type_is_a_clear_error_per_format(sb, tmp_path, mon
         return real(call, status, body.replace(b'"send_count":', b'"send_count":"1","x_":', 1), **kw)
 
     monkeypatch.setattr("airflow_provider_engagelab.hooks._base.parse_response", parse)
+    from airflow_provider_engagelab.hooks import engagelab as sync_hook
+
+    real_read = sync_hook.read_answer
+
+    def read(call, status, body, **kw):  # the sync hook reads its answers from the body file
+        body = bytes(body).replace(b'"send_count":', b'"send_count":"1","x_":', 1)
+        return real_read(call, status, body, **kw)
+
+    monkeypatch.setattr(sync_hook, "read_answer", read)
     with pytest.raises(Exception, match=r"journey 1: detail field 'send_count' must be int, got '1' \(str\)"):
         run(tmp_path, fmt, "keep")
     assert not (tmp_path / "out").exists()

@@ -273,3 +273,40 @@ def test_nothing_is_written_when_the_fetch_fails(sb, db):
     with pytest.raises(EngageLabError):
         run_task(db, "journey", "DAY", [1], "2026-05-01", "2026-05-01")
     assert db.rows("journey") == []  # the table was created (empty) before the fetch
+
+
+def test_a_full_disk_under_the_spool_fails_clearly_and_changes_nothing(sb, db, monkeypatch):
+    """executemany spools the rows to TMPDIR first: ENOSPC there (injected at the spool's write
+    call) fails naming the folder, and the table keeps its rows."""
+    if db.backend != "sqlite":
+        pytest.skip("COPY streams to PostgreSQL: no local spool")
+    import errno
+    import tempfile
+
+    from airflow_provider_engagelab.exceptions import EngageLabOutputError
+
+    run_task(db, "journey", "DAY", J(1, 3), "2026-05-01", "2026-05-02")
+    before = db.rows("journey")
+
+    class FullSpool:
+        def __init__(self, real):
+            self._real = real
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name):
+            return getattr(self._real, name)
+
+    real_begin = sql_load.ExecutemanyLoader.begin
+
+    def begin(self):
+        real_begin(self)
+        self._spool = FullSpool(self._spool)
+
+    monkeypatch.setattr(sql_load.ExecutemanyLoader, "begin", begin)
+    with pytest.raises(EngageLabOutputError, match="no space left") as info:
+        run_task(db, "journey", "DAY", J(1, 3), "2026-05-01", "2026-05-02")
+    assert tempfile.gettempdir() in str(info.value) and "spooling rows" in str(info.value)
+    assert "nothing was published" in str(info.value)
+    assert db.rows("journey") == before
