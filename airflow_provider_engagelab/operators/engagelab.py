@@ -38,6 +38,7 @@ from airflow_provider_engagelab.operators.delta_tables import check_delta_option
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_engagelab.core.lineage import LineageOutput
     from airflow_provider_engagelab.core.stream import StatsStream
     from airflow_provider_engagelab.sinks.base import Sink
     from airflow_provider_engagelab.sinks.store import Store
@@ -228,10 +229,23 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
         changes, apply_schema_policy = self._schema_policy(query)
         outcome = self._fetch(query, sink, apply_schema_policy)
         result, stream, report = outcome.result, outcome.stream, outcome.journey_errors
+        self._record_lineage(query, outcome, changes, self._lineage_output(query, root, result, changes))
         if root is None:
             self.log.info("Returning %d row(s) through XCom (%d call(s))", len(result), stream.calls_done)
             return result
         return self._summary(context, query, stream, root, result, report, changes)
+
+    def _lineage_output(self, query: StatsQuery, root: str | None, result: Any,
+                        changes: SchemaChanges) -> LineageOutput | None:
+        """The dataset this task wrote (none for XCom), from the sink's commit summary."""
+        from airflow_provider_engagelab.core.lineage import delta_output, file_output
+
+        if root is None:
+            return None
+        if self.output_format == "delta":
+            return delta_output(query.stats_type, result)
+        kept = changes.fields if self.on_schema_change == "keep" else None
+        return file_output(root, query.stats_type, self.output_format, result, kept)
 
     def _open_sink(self, query: StatsQuery, root: str | None = None) -> Sink:
         """The sink of this task's output (an XCom list, or partitioned files under ``root``)."""
