@@ -378,7 +378,8 @@ class DeltaSink:
         fetched = {day: frozenset(ids) for day, ids in self._fetched.items() if ids}
         days = sorted(fetched)
         summary: dict[str, Any] = {"table": self.url, "version": None, "files": [], "removed": [],
-                                   "total_rows": 0, "bytes": 0, "partitions": len(days), "commit_attempts": 0}
+                                   "total_rows": 0, "bytes": 0, "partitions": len(days), "commit_attempts": 0,
+                                   "dates": [day.isoformat() for day in days]}
         if not days:  # every journey failed (warn/skip): nothing to replace
             return summary
         table, attempts = self._write(staged, days, replace_predicate(fetched))

@@ -91,7 +91,8 @@ def test_complete_events_carry_the_datasets_and_facets(airflow_runner, postgres_
         result = airflow_runner.run("engagelab_lineage", logical_date="2026-06-02T00:00:00+00:00",
                                     env=_env(sb, postgres_server, root, ol_file))
         secret = sb.airflow_connection()["password"]
-        expected = {t: len(sb.expected_rows(t, IDS, "DAY", START, END)) for t in ("journey", "message", "webhook")}
+        expected = {t: len(sb.expected_rows(t, IDS, "DAY", START, END))
+                    for t in ("journey", "message", "webhook")}
         api = sb.url.rstrip("/")
     text = ol_file.read_text()
     assert secret not in text and postgres_server.password not in text
@@ -105,9 +106,10 @@ def test_complete_events_carry_the_datasets_and_facets(airflow_runner, postgres_
         return datasets[0]
 
     # input: the endpoint, with the journey count and the window, not the journeys
-    for task, endpoint in [("journey_files", "/v1/stats/journey"), ("message_parquet", "/v1/stats/journey/message"),
-                           ("webhook_delta", "/v1/stats/journey/webhook"), ("journey_sql", "/v1/stats/journey"),
-                           ("journey_xcom", "/v1/stats/journey")]:
+    for task, endpoint in [("journey_files", "/v1/stats/journey"),
+                           ("message_parquet", "/v1/stats/journey/message"),
+                           ("webhook_delta", "/v1/stats/journey/webhook"),
+                           ("journey_sql", "/v1/stats/journey"), ("journey_xcom", "/v1/stats/journey")]:
         read = one(task, "inputs")
         assert (read["namespace"], read["name"]) == (api, endpoint)
         query = read["facets"]["engagelab_query"]
@@ -128,9 +130,9 @@ def test_complete_events_carry_the_datasets_and_facets(airflow_runner, postgres_
     assert stats["fileCount"] == len(written) == 3  # one per date
     assert stats["size"] == sum(p.stat().st_size for p in written)
     fields = {f["name"]: f["type"] for f in files["facets"]["schema"]["fields"]}
-    assert fields == {"journey_id": "integer", "time_unit": "string", "time": "string", "entry_count": "integer",
-                      "conversion_count": "integer", "completion_count": "integer", "early_exit_count": "integer",
-                      "in_progress_count": "integer"}
+    assert fields == {"journey_id": "integer", "time_unit": "string", "time": "string",
+                      "entry_count": "integer", "conversion_count": "integer", "completion_count": "integer",
+                      "early_exit_count": "integer", "in_progress_count": "integer"}
 
     parquet = one("message_parquet", "outputs")
     assert (parquet["namespace"], parquet["name"]) == ("file", f"{root}/pq/message")
@@ -142,7 +144,8 @@ def test_complete_events_carry_the_datasets_and_facets(airflow_runner, postgres_
     assert (delta["namespace"], delta["name"]) == ("file", f"{root}/lake/webhook/day")
     delta_stats = delta["outputFacets"]["outputStatistics"]
     assert delta_stats["rowCount"] == expected["webhook"] and delta_stats["fileCount"] >= 1
-    assert delta_stats["size"] == sum(p.stat().st_size for p in (root / "lake/webhook/day").rglob("*.parquet"))
+    table_dir = root / "lake/webhook/day"
+    assert delta_stats["size"] == sum(p.stat().st_size for p in table_dir.rglob("*.parquet"))
     assert {f["name"]: f["type"] for f in delta["facets"]["schema"]["fields"]}["date"] == "date"
 
     table = one("journey_sql", "outputs")
