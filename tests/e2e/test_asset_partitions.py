@@ -54,7 +54,9 @@ def test_a_downstream_dag_runs_per_day_and_sees_only_its_day(airflow_runner, tmp
     root, seen = tmp_path / "out", tmp_path / "seen.json"
     with Sandbox(available_through=CUTOFF) as sb:
         env = {"AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(sb.airflow_connection()),
-               "PART_TEST_ROOT": str(root), "PART_TEST_SEEN": str(seen)}
+               "PART_TEST_ROOT": str(root), "PART_TEST_SEEN": str(seen),
+               # Airflow queues runs of unpaused DAGs only
+               "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"}
         produced, scheduled = airflow_runner.run(
             runs=[{"dag_id": "producer", "logical_date": "2026-06-02T00:00:00+00:00"}],
             partition_runs=True, env=env)
