@@ -153,12 +153,16 @@ class AirflowRunner:
         conf: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
         runs: list[Mapping[str, Any]] | None = None,
+        partition_runs: bool = False,
     ) -> DagTestRun:
         """Start ``dag.test()`` once or ``runs`` in order; returns at once (a :class:`DagTestRun`).
 
         Each run is a mapping with ``dag_id`` and optional ``logical_date`` (ISO string; absent:
         ``dag.test()``'s default, now; present and ``None``: a manual run without a logical
-        date), ``run_after`` (ISO string) and ``conf``.
+        date), ``run_after`` (ISO string) and ``conf``. With ``partition_runs`` (Airflow 3.2+),
+        after the runs one scheduler pass turns pending partitioned runs into DAG runs; the
+        result list then ends with ``{"dag_id": "__partition_runs__", "runs": [[dag_id, key, run_id]]}``
+        (use ``runs=``).
         """
         single = runs is None
         if single:
@@ -170,7 +174,8 @@ class AirflowRunner:
             runs = [one]
         spec = self.workdir / f"runs-{os.getpid()}-{next(_SPEC_NUMBERS)}.json"
         out = spec.with_suffix(".out.json")
-        spec.write_text(json.dumps({"dags_folder": str(self.dags_folder), "runs": runs}))
+        spec.write_text(json.dumps({"dags_folder": str(self.dags_folder), "runs": runs,
+                                    "partition_runs": partition_runs}))
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), str(spec), str(out)],
             env=self.env(env),
@@ -253,6 +258,9 @@ class DagTestRun:
         raw = json.loads(self.out.read_text())
         results = []
         for item in raw:
+            if item["dag_id"] == "__partition_runs__":
+                results.append(item)
+                continue
             result = DagTestResult(
                 dag_id=item["dag_id"],
                 run_id=item["run_id"],
@@ -364,7 +372,7 @@ def _child(spec_path: str, out_path: str) -> None:  # pragma: no cover - runs in
                 xcoms.append([x.task_id, x.map_index, value])
             events = [
                 {"uri": e.asset.uri, "task_id": e.source_task_id, "map_index": e.source_map_index,
-                 "extra": e.extra}
+                 "extra": e.extra, "partition_key": getattr(e, "partition_key", None)}
                 for e in session.query(AssetEvent)
                 if e.id not in before
             ]
@@ -378,7 +386,27 @@ def _child(spec_path: str, out_path: str) -> None:  # pragma: no cover - runs in
                 "asset_events": events,
             }
         )
+    if spec.get("partition_runs"):
+        results.append(_partition_runs())
     Path(out_path).write_text(json.dumps(results, default=str))
+
+
+def _partition_runs() -> dict[str, Any]:  # pragma: no cover - runs in the subprocess
+    """What one scheduler pass makes of the pending partitioned runs (Airflow 3.2+): the
+    scheduler's own ``_create_dagruns_for_partitioned_asset_dags``, without a scheduler loop.
+    Reported as a pseudo-result ``{"dag_id": "__partition_runs__", "runs": [[dag_id, key, run_id]]}``."""
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        before = {r.id for r in session.query(DagRun)}
+        SchedulerJobRunner(job=Job())._create_dagruns_for_partitioned_asset_dags(session)
+        session.flush()
+        runs = [[r.dag_id, r.partition_key, r.run_id] for r in session.query(DagRun) if r.id not in before]
+    return {"dag_id": "__partition_runs__", "run_id": "", "state": "success", "task_states": [],
+            "xcoms": [], "asset_events": [], "runs": sorted(runs)}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,6 +43,7 @@ from airflow_provider_engagelab.exceptions import EngageLabValidationError
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_engagelab.core.lineage import LineageOutput, TaskLineage
     from airflow_provider_engagelab.core.records import ParsedResponse
     from airflow_provider_engagelab.core.stream import StatsStream
     from airflow_provider_engagelab.sinks.base import Sink
@@ -113,11 +114,13 @@ class FetchOutcome:
     :param result: what the sink's ``commit()`` returned.
     :param stream: the finished stream (``calls_done``, ``requests``, ``errors``).
     :param journey_errors: the per-journey errors, as reported (JSON-safe dicts).
+    :param api_url: the API's base URL (no credentials), for lineage.
     """
 
     result: Any
     stream: StatsStream
     journey_errors: list[dict[str, Any]]
+    api_url: str = ""
 
 
 class EngageLabFetchOperator(BaseOperator):
@@ -237,7 +240,27 @@ class EngageLabFetchOperator(BaseOperator):
             self._fetching = False
             stream.close()  # on a failure: cancel the calls still running, close their bodies
             sink.abort()
-        return FetchOutcome(result, stream, report)
+        return FetchOutcome(result, stream, report, hook.resolved.base_url)
+
+    # ------------------------------------------------------------------ lineage
+    def _record_lineage(self, query: StatsQuery, outcome: FetchOutcome, changes: SchemaChanges,
+                        output: LineageOutput | None) -> None:
+        """Keep what this task read and wrote for :meth:`get_openlineage_facets_on_complete`
+        (which then needs no request): the endpoint, and ``output`` unless the rows went to XCom."""
+        from airflow_provider_engagelab.core.lineage import TaskLineage, api_dataset
+
+        read = api_dataset(outcome.api_url, query, len(outcome.journey_errors), changes.fields)
+        self._engagelab_lineage = TaskLineage([read], [output] if output is not None else [])
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage datasets of the finished task: the endpoint read (with the journey count
+        and the window, not the journeys), and what was written (a stats-type root, a Delta
+        table, a SQL table) with its schema and outputStatistics. Called by the OpenLineage
+        provider, which is the only caller that loads OpenLineage."""
+        from airflow_provider_engagelab._openlineage import operator_lineage
+
+        lineage: TaskLineage | None = getattr(self, "_engagelab_lineage", None)
+        return operator_lineage(lineage)
 
     #: True while :meth:`_fetch` runs (what :meth:`on_kill` interrupts).
     _fetching: bool = False

@@ -38,6 +38,7 @@ from airflow_provider_engagelab.operators.delta_tables import check_delta_option
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_engagelab.core.lineage import LineageOutput
     from airflow_provider_engagelab.core.stream import StatsStream
     from airflow_provider_engagelab.sinks.base import Sink
     from airflow_provider_engagelab.sinks.store import Store
@@ -67,6 +68,8 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
         parse_seconds(params["commit_lease_seconds"], "commit_lease_seconds", minimum=5, maximum=3600)
     if "commit_wait_seconds" in params:
         parse_seconds(params["commit_wait_seconds"], "commit_wait_seconds", minimum=1, maximum=86400)
+    if "asset_partitions" in params:
+        parse_asset_partitions(params["asset_partitions"])
     value = params.get("output_path")
     if value is not None and not is_templated(value):
         output_root_uri(value)
@@ -75,6 +78,26 @@ def _validate_literals(stats_type: Any, params: dict[str, Any], *, mapped: bool 
         check_delta_options(params.get("on_schema_change"))
         if not is_templated(value) and (value is not None or not mapped):  # expand() may give it
             check_delta_output(value)
+
+
+def parse_asset_partitions(value: Any) -> bool | None:
+    """``asset_partitions``: ``None`` (auto), ``True`` or ``False``."""
+    if value is not None and not isinstance(value, bool):
+        raise EngageLabValidationError(
+            f"Invalid asset_partitions={value!r}: must be None (partitions when the DAG run is "
+            "partitioned), True (always, where Airflow supports them) or False (never)"
+        )
+    return value
+
+
+def supports_asset_partitions() -> bool:
+    """Whether the installed Airflow takes partition keys on outlet events (3.2+:
+    ``OutletEventAccessor.add_partitions``), found by looking, not by version number."""
+    try:
+        from airflow.sdk.execution_time.context import OutletEventAccessor
+    except ImportError:  # pragma: no cover - the Task SDK has it since 3.0
+        return False
+    return callable(getattr(OutletEventAccessor, "add_partitions", None))
 
 
 def _own_outlet(stats_type: Any, output_path: Any, alias: str) -> Asset | AssetAlias | None:
@@ -124,6 +147,14 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
     :param commit_wait_seconds: how long a commit waits for other tasks' commits of the same
         partition (Delta: retries commits that conflicted with them) before the task fails
         (and Airflow retries it). Between 1 and 86400.
+    :param asset_partitions: name the dates written (``yyyy-MM-dd``) as the partition keys of
+        the Asset event, one event per date, so a DAG scheduled with
+        ``PartitionedAssetTimetable`` runs once per day written (Airflow 3.2+; a literal
+        ``output_path``, whose Asset is declared; ignored where Airflow has no partitions).
+        ``None`` (default): only when the DAG run is itself partitioned (Airflow then makes the
+        events partitioned anyway; this names the dates instead of the run's key). ``True``:
+        always. ``False``: never. Partitioned events do not trigger DAGs scheduled on the
+        Asset without partitions: keep ``None``/``False`` for those.
     """
 
     template_fields: Sequence[str] = (*FETCH_TEMPLATE_FIELDS, "output_path")
@@ -147,6 +178,7 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
         max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
         commit_lease_seconds: float = DEFAULT_COMMIT_LEASE_SECONDS,
         commit_wait_seconds: float = DEFAULT_COMMIT_WAIT_SECONDS,
+        asset_partitions: bool | None = None,
         **kwargs: Any,
     ) -> None:
         params = {
@@ -162,6 +194,7 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
             "max_xcom_rows": max_xcom_rows,
             "commit_lease_seconds": commit_lease_seconds,
             "commit_wait_seconds": commit_wait_seconds,
+            "asset_partitions": asset_partitions,
         }
         _validate_literals(stats_type, params)
         super().__init__(
@@ -176,6 +209,7 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
         self.max_xcom_rows = max_xcom_rows
         self.commit_lease_seconds = commit_lease_seconds
         self.commit_wait_seconds = commit_wait_seconds
+        self.asset_partitions = asset_partitions
         self._add_own_outlet()
 
     # ------------------------------------------------------------------ outlets
@@ -225,10 +259,23 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
         changes, apply_schema_policy = self._schema_policy(query)
         outcome = self._fetch(query, sink, apply_schema_policy)
         result, stream, report = outcome.result, outcome.stream, outcome.journey_errors
+        self._record_lineage(query, outcome, changes, self._lineage_output(query, root, result, changes))
         if root is None:
             self.log.info("Returning %d row(s) through XCom (%d call(s))", len(result), stream.calls_done)
             return result
         return self._summary(context, query, stream, root, result, report, changes)
+
+    def _lineage_output(self, query: StatsQuery, root: str | None, result: Any,
+                        changes: SchemaChanges) -> LineageOutput | None:
+        """The dataset this task wrote (none for XCom), from the sink's commit summary."""
+        from airflow_provider_engagelab.core.lineage import delta_output, file_output
+
+        if root is None:
+            return None
+        if self.output_format == "delta":
+            return delta_output(query.stats_type, result)
+        kept = changes.fields if self.on_schema_change == "keep" else None
+        return file_output(root, query.stats_type, self.output_format, result, kept)
 
     def _open_sink(self, query: StatsQuery, root: str | None = None) -> Sink:
         """The sink of this task's output (an XCom list, or partitioned files under ``root``)."""
@@ -290,9 +337,10 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
             summary = {"stats_type": query.stats_type.value, "time_unit": query.time_unit.value,
                        "format": "delta", "window": {"start": query.start.isoformat(),
                                                      "end": query.end.isoformat()},
-                       **result, "calls": stream.calls_done, "requests": stream.requests,
+                       **{k: v for k, v in result.items() if k != "dates"},
+                       "calls": stream.calls_done, "requests": stream.requests,
                        "journey_errors": report, "schema_changes": changes.report()}
-            self._emit_asset_event(context, root, summary)
+            self._emit_asset_event(context, root, summary, result.get("dates") or [])
             return summary
         files = result["files"]
         self.log.info(
@@ -316,10 +364,22 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
             "journey_errors": report,
             "schema_changes": changes.report(),
         }
-        self._emit_asset_event(context, root, summary)
+        self._emit_asset_event(context, root, summary, result.get("dates") or [])
         return summary
 
-    def _emit_asset_event(self, context: Context, root: str, summary: dict[str, Any]) -> None:
+    def _partition_dates(self, context: Context, dates: list[str]) -> list[str]:
+        """The partition keys of this run's Asset event: the dates written, when asked (see
+        ``asset_partitions``) and the installed Airflow supports them; else none."""
+        if not dates or self.asset_partitions is False or not supports_asset_partitions():
+            return []
+        if self.asset_partitions is None:
+            run = context.get("dag_run")
+            if getattr(run, "partition_key", None) is None:
+                return []
+        return sorted(dates)
+
+    def _emit_asset_event(self, context: Context, root: str, summary: dict[str, Any],
+                          dates: list[str] | None = None) -> None:
         events = context.get("outlet_events")
         if events is None:
             return
@@ -340,6 +400,9 @@ class EngageLabStatsOperator(EngageLabFetchOperator):
                 events[outlet].add(asset, extra=extra)
             elif isinstance(outlet, Asset) and outlet.uri == asset.uri:
                 events[outlet].extra.update(extra)
+                keys = self._partition_dates(context, dates or [])
+                if keys:
+                    events[outlet].add_partitions(keys)
 
 
 class _FixedStatsOperator(EngageLabStatsOperator):

@@ -158,6 +158,7 @@ class EngageLabStatsAvailableSensor(BaseSensorOperator):
     def _look(self, query: StatsQuery) -> PokeReturnValue | bool:
         """Fetch the day's HOUR rows and apply the rule; transient errors are "not yet"."""
         target: date = query.start
+        self._lineage_query = query
         try:
             result = self.hook.get_stats(query.stats_type.value, query.journey_ids, "HOUR", target, target)
         except EngageLabError as exc:
@@ -177,6 +178,18 @@ class EngageLabStatsAvailableSensor(BaseSensorOperator):
         if readiness.ready:
             return PokeReturnValue(is_done=True, xcom_value=readiness.as_dict())
         return False
+
+    # ------------------------------------------------------------------ lineage
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage input of the finished sensor: the endpoint it watched (namespace = the
+        API host, name = the endpoint path) with the journey count and the day; no output."""
+        from airflow_provider_engagelab._openlineage import operator_lineage
+        from airflow_provider_engagelab.core.lineage import TaskLineage, api_dataset
+
+        query: StatsQuery | None = getattr(self, "_lineage_query", None)
+        if query is None:
+            return operator_lineage(None)
+        return operator_lineage(TaskLineage([api_dataset(self.hook.resolved.base_url, query, 0)]))
 
     # ------------------------------------------------------------------ sensor API
     def poke(self, context: Context) -> PokeReturnValue | bool:
@@ -215,6 +228,7 @@ class EngageLabStatsAvailableSensor(BaseSensorOperator):
         """Resume after the trigger: return the summary, or raise what the trigger reported."""
         status = (event or {}).get("status")
         if status == "success":
+            self._lineage_query = self._query(context)
             summary = event.get("summary")  # type: ignore[union-attr]
             self.log.info(
                 "EngageLab statistics of %s are ready (after %s look(s) in the triggerer)",

@@ -350,17 +350,19 @@ class DeltaSink:
             lines = handle.read().decode("utf-8").splitlines()
         added: list[dict[str, Any]] = []
         removed: list[str] = []
+        size = 0
         metrics: dict[str, Any] = {}
         for line in filter(None, lines):
             action = json.loads(line)
             if "add" in action:
                 stats = json.loads(action["add"].get("stats") or "{}")
                 added.append({"uri": f"{self.url}/{action['add']['path']}", "rows": stats.get("numRecords")})
+                size += int(action["add"].get("size") or 0)
             elif "remove" in action:
                 removed.append(f"{self.url}/{action['remove']['path']}")
             elif "commitInfo" in action:
                 metrics = action["commitInfo"].get("operationMetrics") or {}
-        return {"files": added, "removed": removed, "metrics": metrics}
+        return {"files": added, "removed": removed, "metrics": metrics, "bytes": size}
 
     def commit(self) -> dict[str, Any]:
         """Replace the task's journeys x dates in one transaction; return the summary."""
@@ -368,7 +370,8 @@ class DeltaSink:
         fetched = {day: frozenset(ids) for day, ids in self._fetched.items() if ids}
         days = sorted(fetched)
         summary: dict[str, Any] = {"table": self.url, "version": None, "files": [], "removed": [],
-                                   "total_rows": 0, "partitions": len(days), "commit_attempts": 0}
+                                   "total_rows": 0, "bytes": 0, "partitions": len(days), "commit_attempts": 0,
+                                   "dates": [day.isoformat() for day in days]}
         if not days:  # every journey failed (warn/skip): nothing to replace
             return summary
         table, attempts = self._write(staged, days, replace_predicate(fetched))
@@ -376,6 +379,7 @@ class DeltaSink:
         actions = self._commit_actions(version)
         summary.update(
             version=version, files=actions["files"], removed=actions["removed"], commit_attempts=attempts,
+            bytes=actions["bytes"],
             total_rows=sum(staged[d].rows for d in days if d in staged),
         )
         _log.info(

@@ -103,6 +103,7 @@ class FileSink:
             "total_rows": sum(r.rows for r in results),
             "bytes": sum(r.bytes for r in results),
             "partitions": len(results),
+            "dates": [day.isoformat() for day in days],
             "removed": [self.store.uri(p) for r in results for p in r.removed],
             "rewritten": [self.store.uri(p) for r in results for p in r.rewritten],
             "store_requests": sum(r.requests for r in results),

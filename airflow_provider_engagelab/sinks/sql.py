@@ -88,6 +88,8 @@ class SqlSink:
         self._fetched: list[tuple[Any, Any, frozenset[int]]] = []
         self._closed = False
         self._committed = False
+        #: The table's columns and their types as the database declares them (for lineage).
+        self.column_types: list[tuple[str, str]] = []
         conn = db.connection
         try:
             if self.sql.family == SQLITE:  # before the first read: wait for other tasks' writes
@@ -124,6 +126,9 @@ class SqlSink:
                 diffs = differences(sql, found)
                 if diffs:
                     raise mismatch_error(sql, diffs)
+                self.column_types = [(c.name, c.type) for c in found]
+            else:
+                self.column_types = self._created_types()
         except BaseException:
             self._rollback_quietly()
             raise
@@ -131,6 +136,11 @@ class SqlSink:
             cursor.close()
         self._end_transaction()
         return created
+
+    def _created_types(self) -> list[tuple[str, str]]:
+        """The columns and types of the table as this sink creates it (the dialect's DDL)."""
+        return [(str(c.name), str(c.type.compile(dialect=self.sql.dialect)))
+                for c in self.sql.sa_table().columns]
 
     def _create(self, cursor: Any) -> bool:
         """Create the table unless a concurrent task just did; True when this one did."""
@@ -220,6 +230,7 @@ class SqlSink:
             "replace_attempts": self.loader.attempts,
             "created": self.created,
             "schema": self.schema,
+            "columns": [list(c) for c in self.column_types],
         }
 
     def abort(self) -> None:

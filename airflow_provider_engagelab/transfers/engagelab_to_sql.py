@@ -29,6 +29,7 @@ from airflow_provider_engagelab.operators._base import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_engagelab.core.lineage import LineageOutput
     from airflow_provider_engagelab.sinks.sql import SqlSink
 
 __all__ = ["EngageLabStatsToSqlOperator"]
@@ -174,8 +175,20 @@ class EngageLabStatsToSqlOperator(EngageLabFetchOperator):
             "journey_errors": outcome.journey_errors,
             "schema_changes": changes.report(),
         }
+        self._record_lineage(query, outcome, changes, self._lineage_output(hook, result, summary))
         self._emit_asset_event(context, hook, summary)
         return summary
+
+    @staticmethod
+    def _lineage_output(hook: Any, result: dict[str, Any], summary: dict[str, Any]) -> LineageOutput:
+        """The table as an OpenLineage dataset (from the Connection's host, port, database)."""
+        from airflow_provider_engagelab.core.lineage import sql_output
+
+        conn = hook.connection
+        database = getattr(hook, "database", None) or conn.schema
+        return sql_output(str(conn.conn_type or ""), conn.host, conn.port, database, summary["schema"],
+                          summary["table"], [tuple(c) for c in result.get("columns") or []],
+                          int(result["rows_inserted"]))
 
     def _sql_hook(self) -> Any:
         """The hook of ``sql_conn_id``, which must be a common.sql ``DbApiHook``."""

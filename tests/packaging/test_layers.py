@@ -24,7 +24,7 @@ FILE_SINKS = ["base", "delta", "files", "lease", "partition", "rewrite", "stagin
 
 #: What a DAG file must not load through our operators (modules loaded when a task runs).
 HEAVY = ("fsspec", "s3fs", "gcsfs", "adlfs", "pyarrow", "deltalake", "polars", "duckdb", "psycopg2",
-         "psycopg", "sqlalchemy", "aiohttp", "requests", "boto3", "botocore")
+         "psycopg", "sqlalchemy", "aiohttp", "requests", "boto3", "botocore", "openlineage")
 
 
 def module_level_imports(path: Path) -> set[str]:

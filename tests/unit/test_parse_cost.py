@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["aiohttp", "requests", "airflow.providers.http.hooks.http", "pyarrow", "s3fs"]
+# (Not airflow.providers.openlineage: with the provider installed, airflow.sdk loads that package
+# itself. The OpenLineage client and our builder of its objects load only when lineage is built.)
+HEAVY = ["aiohttp", "requests", "airflow.providers.http.hooks.http", "pyarrow", "s3fs", "openlineage",
+         "airflow_provider_engagelab._openlineage"]
 
 CODE = """
 import json, sys
@@ -15,6 +18,7 @@ import airflow.sdk
 assert not [m for m in heavy if m in sys.modules], "airflow.sdk itself loads them: test is moot"
 import airflow_provider_engagelab.operators.engagelab
 import airflow_provider_engagelab.sensors.engagelab
+import airflow_provider_engagelab.transfers.engagelab_to_sql
 print(json.dumps([m for m in heavy if m in sys.modules]))
 """
 
