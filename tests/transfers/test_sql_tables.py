@@ -286,7 +286,8 @@ def test_copy_streams_through_both_psycopg_drivers(sb, postgres_server, monkeypa
 def test_registered_as_a_transfer_and_declares_an_asset_alias():
     (transfer,) = get_provider_info()["transfers"]
     assert transfer == {"source-integration-name": "EngageLab", "target-integration-name": "Common SQL",
-                        "python-module": "airflow_provider_engagelab.transfers.engagelab_to_sql"}
+                        "python-module": "airflow_provider_engagelab.transfers.engagelab_to_sql",
+                        "how-to-guide": "/docs/sql.md"}
     from airflow.sdk import DAG, AssetAlias
 
     with DAG("d", schedule=None):
