@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.sinks import tasks
+from tests.sinks.tasks import daily
 
 deltalake = pytest.importorskip("deltalake")
 pa = pytest.importorskip("pyarrow")
@@ -36,7 +38,6 @@ from airflow_provider_engagelab.testing.sandbox import Sandbox  # noqa: E402
 
 UTC = timezone.utc
 HERE = Path(__file__).parent
-RUNNER = HERE / "task_runner.py"
 #: The sandbox serves data up to this instant: fixed, so no test depends on today's date.
 CUTOFF = datetime(2026, 7, 1, tzinfo=UTC)
 
@@ -125,12 +126,6 @@ def kwargs(root: Root, case, ids, first=None, last=None, **extra) -> dict[str, A
     return out
 
 
-def daily(day: str) -> dict[str, Any]:
-    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-    return {"data_interval_start": start, "data_interval_end": start + timedelta(days=1),
-            "logical_date": start}
-
-
 def task(root: Root, case, ids, first=None, last=None, *, context=None, **extra) -> dict[str, Any]:
     """One task, in this process."""
     return EngageLabStatsOperator(task_id="t", **kwargs(root, case, ids, first, last, **extra)).execute(
@@ -140,21 +135,11 @@ def task(root: Root, case, ids, first=None, last=None, *, context=None, **extra)
 
 def start_tasks(root: Root, sb: Sandbox, specs: list[dict[str, Any]]) -> list[subprocess.Popen]:
     """Tasks in separate processes (as on other workers), all started at once."""
-    env = {**os.environ, **root.env(), "AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(sb.airflow_connection())}
-    return [
-        subprocess.Popen([sys.executable, str(RUNNER), json.dumps(spec)], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
-        for spec in specs
-    ]
+    return tasks.start_tasks(root.env(), sb.airflow_connection(), specs)
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 300) -> list[dict[str, Any]]:
-    out = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, stderr[-3000:]
-        out.append(json.loads(stdout.strip().splitlines()[-1]))
-    return out
+    return tasks.finish(procs, timeout)
 
 
 def expected(sb: Sandbox, case, *pieces) -> dict[tuple, dict[str, Any]]:

@@ -14,10 +14,9 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,10 @@ from airflow_provider_engagelab.operators.engagelab import EngageLabStatsOperato
 from airflow_provider_engagelab.sinks import store as store_module
 from airflow_provider_engagelab.testing.output import duplicate_keys, read_rows, row_key
 from airflow_provider_engagelab.testing.sandbox import Sandbox
+from tests.sinks import tasks
+from tests.sinks.tasks import daily
 
 UTC = timezone.utc
-RUNNER = Path(__file__).with_name("task_runner.py")
 #: The sandbox serves data up to this instant: fixed, so no test depends on today's date.
 CUTOFF = datetime(2026, 7, 1, tzinfo=UTC)
 
@@ -113,12 +113,6 @@ def kwargs(root: Root, case, ids, first=None, last=None, **extra) -> dict[str, A
     return out
 
 
-def daily(day: str) -> dict[str, Any]:
-    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-    return {"data_interval_start": start, "data_interval_end": start + timedelta(days=1),
-            "logical_date": start}
-
-
 def task(root: Root, case, ids, first=None, last=None, *, context=None, **extra) -> dict[str, Any]:
     """One task, in this process."""
     return EngageLabStatsOperator(task_id="t", **kwargs(root, case, ids, first, last, **extra)).execute(
@@ -128,21 +122,11 @@ def task(root: Root, case, ids, first=None, last=None, *, context=None, **extra)
 
 def start_tasks(root: Root, sb: Sandbox, specs: list[dict[str, Any]]) -> list[subprocess.Popen]:
     """Tasks in separate processes (as on other workers), all started at once."""
-    env = {**os.environ, **root.env(), "AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(sb.airflow_connection())}
-    return [
-        subprocess.Popen([sys.executable, str(RUNNER), json.dumps(spec)], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
-        for spec in specs
-    ]
+    return tasks.start_tasks(root.env(), sb.airflow_connection(), specs)
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[dict[str, Any]]:
-    out = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, stderr[-3000:]
-        out.append(json.loads(stdout.strip().splitlines()[-1]))
-    return out
+    return tasks.finish(procs, timeout)
 
 
 def expected(sb: Sandbox, case, *pieces) -> dict[tuple, dict[str, Any]]:
