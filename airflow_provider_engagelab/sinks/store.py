@@ -16,6 +16,7 @@ path. No Airflow imports.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import uuid
@@ -222,6 +223,23 @@ def _protocol(fs: Any) -> str:
     return str(protocol[0] if isinstance(protocol, (tuple, list)) else protocol)
 
 
+def _fresh_listing_kwargs(fs: Any) -> dict[str, bool]:
+    """The ``ls`` arguments that make a file system list from the store, never its cache.
+
+    Dropping the cache first is not enough when threads share one file system (the lease
+    heartbeat, threads of one task): a listing that started before a write and ends after
+    another thread's ``invalidate_cache`` puts its stale result back, and the next cached
+    ``ls`` returns it. s3fs and gcsfs take ``refresh``, adlfs ``invalidate_cache``.
+    """
+    names: set[str] = set()
+    for method in (getattr(fs, "_ls", None), fs.ls):  # an async file system's ls only wraps _ls
+        try:
+            names.update(inspect.signature(method).parameters)
+        except (TypeError, ValueError):  # None, or a builtin without a signature
+            continue
+    return {name: True for name in ("refresh", "invalidate_cache") if name in names}
+
+
 class FsspecStore(Store):
     """A prefix of an fsspec file system whose protocol is in :data:`SAFE_PROTOCOLS`.
 
@@ -243,6 +261,7 @@ class FsspecStore(Store):
         self.backend = f"{protocol}:// object store"
         self.fs = fs
         self.root_path = root_path.rstrip("/")
+        self._fresh = _fresh_listing_kwargs(fs)
 
     def _path(self, relative: str) -> str:
         return f"{self.root_path}/{relative}" if relative else self.root_path
@@ -253,7 +272,7 @@ class FsspecStore(Store):
         def scan() -> dict[str, int | None]:
             self.fs.invalidate_cache(path)
             try:
-                entries = self.fs.ls(path, detail=True)
+                entries = self.fs.ls(path, detail=True, **self._fresh)
             except FileNotFoundError:
                 return {}
             found: dict[str, int | None] = {}

@@ -169,3 +169,23 @@ def test_a_store_whose_listing_hides_a_fresh_write_is_refused(tmp_path):
 
     with pytest.raises(EngageLabOutputError, match="did not list .* right after it was written"):
         lock(Stale(str(tmp_path))).acquire()
+
+
+def test_a_stale_listing_put_back_by_another_thread_is_not_read(s3_bucket):
+    """Threads share one s3fs file system, and with it one listing cache: a listing that began
+    before our lease was written and ended after our ``invalidate_cache`` puts its old result
+    back. The store must list from S3 anyway (CI once lost a contender to this race)."""
+    s3fs = pytest.importorskip("s3fs")
+    endpoint = {"endpoint_url": s3_bucket.endpoint}
+    fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs=endpoint)
+    store = FsspecStore(fs, f"{s3_bucket.name}/root", f"s3://{s3_bucket.name}/root")
+    directory = f"{s3_bucket.name}/root/p"
+    invalidate = fs.invalidate_cache
+
+    def invalidated_then_overtaken(path=None):
+        invalidate(path)
+        fs.dircache[directory] = []  # what a slower thread's listing stores after us
+
+    fs.invalidate_cache = invalidated_then_overtaken
+    with lock(store) as held:
+        assert [n for n in held.store.list("p") if n.startswith(LOCK_PREFIX)] == [held._held]
