@@ -233,9 +233,11 @@ def _fresh_listing_kwargs(fs: Any) -> dict[str, bool]:
     """
     names: set[str] = set()
     for method in (getattr(fs, "_ls", None), fs.ls):  # an async file system's ls only wraps _ls
+        if not callable(method):
+            continue
         try:
             names.update(inspect.signature(method).parameters)
-        except (TypeError, ValueError):  # None, or a builtin without a signature
+        except (TypeError, ValueError):  # a builtin without a signature
             continue
     return {name: True for name in ("refresh", "invalidate_cache") if name in names}
 
