@@ -2,9 +2,10 @@
 # (lint + the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
 # Others: `make bench` (benchmarks), `make stack-test` (distributed Airflow on Celery),
 # `make stack-faults` (the same stack under faults: a lost worker, scheduler and triggerer
-# restarts, the API unreachable), `make package-check` (build, twine check, install the wheel
-# into a fresh venv), `make docs` (the Sphinx docs in docs/, warnings as errors, into
-# docs/_build/html).
+# restarts, the API unreachable), `make soak` (the same stack for an hour or more: a 12-month
+# backfill beside 14 daily runs at a 20 requests/s limit, one worker killed), `make
+# package-check` (build, twine check, install the wheel into a fresh venv), `make docs` (the
+# Sphinx docs in docs/, warnings as errors, into docs/_build/html).
 #
 # Airflow versions: AIRFLOW_VERSION=3.0.6|3.1.8|3.2.2|3.3.2 with its own VENV, pinned by
 # constraints/airflow-$(AIRFLOW_VERSION).txt (versions of that release's time, tested in CI).
@@ -24,7 +25,7 @@ PIN := $(if $(wildcard $(CONSTRAINTS)),-c $(CONSTRAINTS))
 INSTALL_uv := $(VENV)/bin/uv pip install -q --python $(PY)
 INSTALL_pip := $(PY) -m pip install -q
 
-.PHONY: venv test lint demo bench stack-test stack-faults package-check docs clean
+.PHONY: venv test lint demo bench stack-test stack-faults soak package-check docs clean
 
 $(STAMP): setup.cfg pyproject.toml $(wildcard $(CONSTRAINTS))
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +69,14 @@ STACK_FAULTS_DIR ?= $(or $(TMPDIR),/tmp)/engagelab-stack-faults
 stack-faults: $(STAMP)
 	VENV=$(VENV) STACK_DIR=$(STACK_FAULTS_DIR) STACK_DRIVER=tests/stack/stack_faults.py \
 		bash scripts/stack.sh test $(STACK_ARGS)
+
+# Not in CI (an hour or more); SOAK_ARGS e.g. "--months 3 --journeys 500" for a shorter one.
+# statsd: Airflow sends the scheduler's loop time over StatsD only with that package.
+STACK_SOAK_DIR ?= $(or $(TMPDIR),/tmp)/engagelab-soak
+soak: $(STAMP)
+	$(PY) -c "import statsd" 2>/dev/null || $(INSTALL_$(INSTALLER)) -c constraints/celery-stack.txt statsd
+	VENV=$(VENV) STACK_DIR=$(STACK_SOAK_DIR) STACK_DRIVER=tests/stack/stack_soak.py \
+		bash scripts/stack.sh test $(SOAK_ARGS)
 
 package-check:
 	AIRFLOW_VERSION=$(AIRFLOW_VERSION) bash scripts/check-package.sh
