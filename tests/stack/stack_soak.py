@@ -413,6 +413,9 @@ class Soak:
             f"{len(mapped)} mapped tasks ({mapped_total} planned), "
             f"{dict(Counter(t['state'] for t in mapped))}",
         )
+        if "kill" in s:
+            took = sum(1 for t in mapped + daily_tis if t["hostname"] == "worker-3")
+            self.checks.check("the replacement worker took work", took > 0, f"worker-3 ran {took} tasks")
         s["tasks"] = len(mapped) + len(daily_tis)
         s["tasks_per_worker"] = dict(sorted(Counter(t["hostname"] for t in mapped + daily_tis).items()))
         s["tries_beyond_first"] = sum(t["try_number"] - 1 for t in mapped + daily_tis)
@@ -452,6 +455,11 @@ class Soak:
                 "last_mib": round(mib[-1]),
                 "max_mib": round(max(mib)),
                 "slope_mib_per_h": (round(v, 1) if (v := slope_per_hour(points)) is not None else None),
+                # the first half holds the warm-up (pool processes importing Airflow): a leak
+                # is a slope that stays in the second half
+                "slope_second_half_mib_per_h": (
+                    round(v, 1) if (v := slope_per_hour(points[len(points) // 2 :])) is not None else None
+                ),
                 "peak_with_tasks_mib": round(sampler.peak_with_tasks.get(name, 0)),
             }
         loops = sorted(self.statsd.loop_ms)
@@ -526,7 +534,8 @@ class Soak:
                 (
                     f"memory {name} (leader + direct children)",
                     f"{mem['first_mib']} -> {mem['last_mib']} MiB (max {mem['max_mib']}), slope "
-                    f"{mem['slope_mib_per_h']} MiB/h over {mem['samples']} samples; with tasks peak "
+                    f"{mem['slope_mib_per_h']} MiB/h over {mem['samples']} samples, "
+                    f"{mem['slope_second_half_mib_per_h']} MiB/h over the second half; with tasks peak "
                     f"{mem['peak_with_tasks_mib']} MiB",
                 )
             )
