@@ -271,9 +271,12 @@ def test_a_lock_left_by_a_killed_task_expires(sb, root, case, tmp_path):
     task(root, case, J(1, 7), "2026-05-01", "2026-05-02")
     marker = tmp_path / "in-commit"
     lease = 6
-    (proc,) = start_tasks(root, sb, [{"operator": kwargs(root, case, J(1, 6), "2026-05-01", "2026-05-02",
-                                                         commit_lease_seconds=lease),
-                                      "pause_in_commit": str(marker)}])
+    # a killed task cannot remove its staging and commit folders: keep them out of the real /tmp
+    task_tmp = tmp_path / "task-tmp"
+    task_tmp.mkdir()
+    spec = {"operator": kwargs(root, case, J(1, 6), "2026-05-01", "2026-05-02", commit_lease_seconds=lease),
+            "pause_in_commit": str(marker)}
+    (proc,) = tasks.start_tasks({**root.env(), "TMPDIR": str(task_tmp)}, sb.airflow_connection(), [spec])
     deadline = time.monotonic() + 60
     while not marker.exists():
         assert proc.poll() is None, proc.communicate()[1][-3000:]

@@ -26,7 +26,7 @@ D. **the triggerer restarted**: two daily runs (the day before yesterday and yes
    triggers picked up again, same trigger rows, same ``timeout_at``, same task deadline), the
    first day's data arrives and its run completes; then SIGKILL to the triggerer and a new one
    (picked up after ``[triggerer] triggerer_health_check_threshold``), yesterday's data arrives
-   and that run completes. Each sensor succeeds on its first try with one fired event.
+   and that run completes. Each sensor succeeds on its first try and resumes once.
 
 At the end: every DAG run succeeded, every row key is in the files exactly once (compared with
 the sandbox's oracle over all the days written), no lock or temporary file is left in the
