@@ -189,3 +189,26 @@ def test_a_stale_listing_put_back_by_another_thread_is_not_read(s3_bucket):
     fs.invalidate_cache = invalidated_then_overtaken
     with lock(store) as held:
         assert [n for n in held.store.list("p") if n.startswith(LOCK_PREFIX)] == [held._held]
+
+
+def test_listings_ask_each_file_system_for_fresh_results():
+    """s3fs and gcsfs skip their cache with ``refresh``, adlfs with ``invalidate_cache``; a file
+    system with neither (local, memory) gets no unknown keyword."""
+    from airflow_provider_engagelab.sinks.store import _fresh_listing_kwargs
+
+    class S3Like:  # an async file system: ``ls`` only wraps ``_ls``
+        async def _ls(self, path, detail=False, refresh=False, versions=False): ...
+
+        def ls(self, path, detail=True, **kwargs): ...
+
+    class AzureLike:
+        async def _ls(self, path, detail=False, invalidate_cache=False, delimiter="/", **kwargs): ...
+
+        def ls(self, path, detail=True, **kwargs): ...
+
+    class LocalLike:
+        def ls(self, path, detail=False, **kwargs): ...
+
+    assert _fresh_listing_kwargs(S3Like()) == {"refresh": True}
+    assert _fresh_listing_kwargs(AzureLike()) == {"invalidate_cache": True}
+    assert _fresh_listing_kwargs(LocalLike()) == {}
