@@ -460,7 +460,15 @@ def test_the_deferrable_sensor_looks_and_defers_through_the_proxy(airflow_runner
         run = airflow_runner.start("sensor_via_proxy", logical_date="2026-03-11T06:00:00+00:00",
                                    env={"AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(conn)})
         try:
-            assert run.wait_until(lambda: proxy.count("relay", "aiohttp") >= 2), run.output[-5000:]
+            # Two looks of the triggerer relayed *and answered* (not ready) before the day
+            # completes: the proxy counts a look when it arrives, and a look still on its way
+            # to the sandbox when the cutoff moves would find the day ready (CI saw 2, not 3).
+            def answered_twice() -> bool:
+                counters = sb.counters()
+                return (proxy.count("relay", "aiohttp") >= 2 and counters["requests"] >= 3
+                        and counters["in_flight"] == 0)
+
+            assert run.wait_until(answered_twice), run.output[-5000:]
             sb.configure(available_through=CUTOFF)
         finally:
             run.finish()
