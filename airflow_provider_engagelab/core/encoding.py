@@ -33,6 +33,7 @@ from airflow_provider_engagelab.exceptions import EngageLabValidationError
 PARQUET_INSTALL_HINT = "pip install 'airflow-provider-engagelab[parquet]'"
 
 _JSON = msgspec.json.Encoder()
+_astuple = msgspec.structs.astuple
 _is_float = float.__instancecheck__
 
 #: A getter per column (``COLUMNS`` order) of the typed records of each stats type.
@@ -126,7 +127,10 @@ def csv_records(stats_type: StatsType, records: Sequence[Any]) -> bytes:
     """
     if not records:
         return b""
-    tuples = list(map(COLUMN_TUPLE[stats_type], records))
+    if all(getattr(kind, "extra_fields", None) == () for kind in set(map(type, records))):
+        tuples = list(map(_astuple, records))  # exactly the COLUMNS, at C level: 2x cheaper
+    else:
+        tuples = list(map(COLUMN_TUPLE[stats_type], records))  # extras left out
     data = _JSON.encode_lines(tuples)
     number = _NUMBER_FIELD[stats_type]
     commas = len(records) * (len(COLUMNS[stats_type]) - 1)

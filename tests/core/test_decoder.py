@@ -156,3 +156,21 @@ def test_records_of_another_window_or_type_are_staged_like_rows(tmp_path):
         text = Path(next(iter(st.finish().values())).local_path).read_text()
     assert text.splitlines()[0].split(",") == list(COLUMNS[StatsType.JOURNEY])
     assert text.splitlines()[1].startswith("1,DAY,")
+
+
+def test_csv_of_records_with_a_field_the_contract_does_not_name_leaves_it_out():
+    """Records decoded with an extra field (the API grew one) write the same CSV lines as
+    records without it: the COLUMNS only, whichever tuple path the encoder takes."""
+    import csv
+    import io
+
+    from airflow_provider_engagelab.core.encoding import csv_records
+
+    call = _call(days=1)
+    rows = [_message_row("2026-06-01", name=f"EMAIL_{i}", amount=i + 0.25) for i in range(5)]
+    plain = parse_response(call, 200, _message_body(rows)).records
+    grown = parse_response(call, 200, _message_body([{**r, "ctr": 0.5} for r in rows])).records
+    assert type(grown[0]).extra_fields == ("ctr",) and type(plain[0]).extra_fields == ()
+    assert csv_records(StatsType.MESSAGE, grown) == csv_records(StatsType.MESSAGE, plain)
+    lines = list(csv.reader(io.StringIO(csv_records(StatsType.MESSAGE, plain).decode())))
+    assert [len(line) for line in lines] == [len(COLUMNS[StatsType.MESSAGE])] * 5
