@@ -140,7 +140,9 @@ class Sampler(threading.Thread):
             if leader is None:
                 continue
             direct = [leader, *kids.get(leader, ())]
-            self.memory[name].append((now, pss_kib(direct) / 1024))
+            mib = pss_kib(direct) / 1024
+            if mib:  # 0: the service died between its PID check and the reading
+                self.memory[name].append((now, mib))
             tree = self.stack.tree(name)
             self.peak_with_tasks[name] = max(self.peak_with_tasks.get(name, 0.0), pss_kib(tree) / 1024)
         counters = self.sandbox.counters()
@@ -208,14 +210,18 @@ class Soak:
             port=free_port(), latency=args.latency, rate_limit=args.rate_limit, available_through=first_cutoff
         )
         self.statsd = StatsdListener()
-        # each task's own limit: together the pool's tasks stay under the API's limit
-        self.rps = args.requests_per_second or round(args.rate_limit / args.pool_slots, 2)
+        # each task's own limit: together the pool's tasks stay under the API's limit (0: unpaced)
+        if args.requests_per_second is None:
+            self.rps: float | None = round(args.rate_limit / args.pool_slots, 2)
+        else:
+            self.rps = args.requests_per_second or None
         self.conn_extra = {
             "max_concurrent_requests": args.max_concurrent_requests,
-            "requests_per_second": self.rps,
             "max_retries": 8,
             "max_retry_wait": 10,
         }
+        if self.rps is not None:
+            self.conn_extra["requests_per_second"] = self.rps
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -319,39 +325,49 @@ class Soak:
 
             victim = self.rng.choice(["worker-1", "worker-2"])
             killed = args.no_kill
+            half_at: float | None = None
             deadline = time.monotonic() + args.timeout
             while True:
                 backfill = runs_of(api, BACKFILL_DAG, set(months))
                 daily = runs_of(api, DAILY_DAG, set(day_starts))
+                backfill_over = len(backfill) == len(months) and all(
+                    r["state"] in base.TERMINAL for r in backfill
+                )
+                if backfill_over and "backfill_wall_s" not in self.summary:
+                    self.summary["backfill_wall_s"] = round(time.monotonic() - t_work, 1)
+                    self.summary["backfill_api_requests"] = self.sandbox.counters()["requests"]
                 if (
-                    len(backfill) == len(months)
+                    backfill_over
                     and len(daily) == len(day_starts)
-                    and all(r["state"] in base.TERMINAL for r in backfill + daily)
+                    and all(r["state"] in base.TERMINAL for r in daily)
                 ):
                     break
                 if not killed:
-                    done = sum(
-                        1
-                        for t in all_tis(api, BACKFILL_DAG)
-                        if t["map_index"] >= 0 and t["state"] == "success"
-                    )
-                    if done >= mapped_total / 2:
+                    tis_now = [t for t in all_tis(api, BACKFILL_DAG) if t["map_index"] >= 0]
+                    done = sum(1 for t in tis_now if t["state"] == "success")
+                    running = [t for t in tis_now if t["state"] == "running" and t["hostname"] == victim]
+                    if done >= mapped_total / 2 and half_at is None:
+                        half_at = time.monotonic()
+                    # half-way, at a moment the victim runs mapped tasks (after 120 s: whatever it runs)
+                    if half_at is not None and (running or time.monotonic() - half_at > 120):
                         procs, groups = stack.lose(victim)
                         self.summary["kill"] = {
                             "worker": victim,
                             "at_s": round(time.monotonic() - t_work, 1),
                             "mapped_done": done,
+                            "mapped_running_on_it": len(running),
                             "processes": len(procs),
                         }
                         log(
                             f"SIGKILL to {len(procs)} processes in {len(groups)} groups of {victim} "
-                            f"({done} of {mapped_total} mapped tasks done); starting worker-3"
+                            f"({done} of {mapped_total} mapped tasks done, {len(running)} running on "
+                            f"it); starting worker-3"
                         )
                         stack.sh("start", "worker-3")
                         killed = True
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the runs did not finish within {args.timeout:.0f} s")
-                time.sleep(10)
+                time.sleep(2 if half_at is not None and not killed else 10)
             wall = time.monotonic() - t_work
             stop_cutoff.set()
             sampler.sample()
@@ -419,6 +435,17 @@ class Soak:
         s["tasks"] = len(mapped) + len(daily_tis)
         s["tasks_per_worker"] = dict(sorted(Counter(t["hostname"] for t in mapped + daily_tis).items()))
         s["tries_beyond_first"] = sum(t["try_number"] - 1 for t in mapped + daily_tis)
+        s["retried_tasks"] = sorted(
+            f"{t['task_id']}[{t['map_index']}]@{t['dag_run_id'][-25:]} try {t['try_number']}"
+            for t in mapped + daily_tis
+            if t["try_number"] > 1
+        )[:20]
+        if "kill" in s and s["kill"]["mapped_running_on_it"]:
+            self.checks.check(
+                "the tasks killed with the worker were retried and succeeded",
+                bool(s["retried_tasks"]) and all(t["state"] == "success" for t in mapped),
+                f"{len(s['retried_tasks'])} tasks with a second try: {s['retried_tasks'][:5]}",
+            )
         s["work_wall_s"] = round(wall, 1)
         s["tasks_per_minute"] = round(s["tasks"] / (wall / 60), 1)
         per_minute = []
@@ -511,6 +538,11 @@ class Soak:
                 f"{s.get('tasks_per_worker')}; {s.get('tries_beyond_first')}",
             ),
             ("worker killed", str(s.get("kill", "none"))),
+            ("tasks with a second try", str(s.get("retried_tasks"))),
+            (
+                "backfill alone: wall time / its API requests",
+                f"{s.get('backfill_wall_s')} s / {s.get('backfill_api_requests')}",
+            ),
             (
                 "API requests, per s (peak sample) / limit",
                 f"{s.get('api_requests')}, {s.get('api_requests_per_s')} "
@@ -562,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         "--requests-per-second",
         type=float,
         default=None,
-        help="the Connection's per-task limit (default: rate limit / pool slots)",
+        help="the Connection's per-task limit (default: rate limit / pool slots; 0: unpaced)",
     )
     p.add_argument("--worker-concurrency", type=int, default=4)
     p.add_argument("--poke-interval", type=int, default=30)
