@@ -114,10 +114,10 @@ def still_running(processes: set[tuple[int, str]]) -> list[int]:
     return sorted(pid for pid, start in processes if _start_time(pid) == start)
 
 
-def stack_pss_mib(stack_dir: Path) -> float:
-    """Proportional set size of every process the stack started, with all their children."""
+def pss_kib(pids: Iterable[int]) -> int:
+    """Proportional set size of these processes, in KiB (gone ones count 0)."""
     kib = 0
-    for pid, _ in stack_processes(stack_dir):
+    for pid in pids:
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
@@ -126,7 +126,12 @@ def stack_pss_mib(stack_dir: Path) -> float:
                         break
         except OSError:
             continue
-    return kib / 1024
+    return kib
+
+
+def stack_pss_mib(stack_dir: Path) -> float:
+    """Proportional set size of every process the stack started, with all their children."""
+    return pss_kib(pid for pid, _ in stack_processes(stack_dir)) / 1024
 
 
 class MemorySampler(threading.Thread):
@@ -230,15 +235,50 @@ def written_windows(today: date, lookback_days: int = 2, months: int = 3) -> lis
     after: each day is expected once, whichever run wrote it last.
     """
     yesterday = today - timedelta(days=1)
-    windows = [(month_start(today, months).date(), month_start(today, 0).date() - timedelta(days=1)),
-               (yesterday - timedelta(days=lookback_days), yesterday)]
+    return merge_spans([(month_start(today, months).date(), month_start(today, 0).date() - timedelta(days=1)),
+                        (yesterday - timedelta(days=lookback_days), yesterday)])
+
+
+def merge_spans(spans: Iterable[tuple[date, date]]) -> list[tuple[date, date]]:
+    """Date ranges (inclusive) merged where they overlap or touch, in date order."""
     merged: list[tuple[date, date]] = []
-    for first, last in sorted(windows):
+    for first, last in sorted(spans):
         if merged and first <= merged[-1][1] + timedelta(days=1):
             merged[-1] = (merged[-1][0], max(merged[-1][1], last))
         else:
             merged.append((first, last))
     return merged
+
+
+def wait_past_midnight(margin: float) -> None:
+    """The tests count their days from the day they start: with less than ``margin`` seconds
+    to midnight UTC, wait until just after it (a run crossing it would see the next day's runs)."""
+    to_midnight = 86400 - (time.time() % 86400)
+    if to_midnight < margin:
+        log(f"{to_midnight:.0f} s to midnight UTC: waiting until just after it")
+        time.sleep(to_midnight + 30)
+
+
+def example_dag_env(stack_dir: Path, args: argparse.Namespace, connection: dict[str, Any],
+                    journey_ids: list[int], output: Path, **extra: str) -> dict[str, str]:
+    """The environment of ``stack.sh`` for the example DAGs against the sandbox: the stack's
+    folder and workers, the EngageLab Connection and the DAGs' ``ENGAGELAB_*`` settings."""
+    env = dict(os.environ)
+    env.update({
+        "STACK_DIR": str(stack_dir),
+        "STACK_DAGS_FOLDER": str(args.dags_folder),
+        "STACK_WORKER_CONCURRENCY": str(args.worker_concurrency),
+        "AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(connection),
+        "ENGAGELAB_JOURNEY_IDS": ",".join(map(str, journey_ids)),
+        "ENGAGELAB_BATCH_SIZE": str(args.batch_size),
+        "ENGAGELAB_OUTPUT_PATH": output.as_uri(),
+        "ENGAGELAB_POOL": args.pool,
+        "ENGAGELAB_DEFERRABLE": "true",
+        "ENGAGELAB_POKE_INTERVAL": str(args.poke_interval),
+        "ENGAGELAB_TIMEZONE": "UTC",
+        **extra,
+    })
+    return env
 
 
 def read_output(root: Path) -> tuple[dict[str, list[str]], list[str]]:
@@ -281,12 +321,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The test's dates are "yesterday" and the last three months (UTC). A run crossing midnight
-    # UTC would see the schedulers create the next day's (or month's) run as well: start after.
-    to_midnight = 86400 - (time.time() % 86400)
-    if to_midnight < args.midnight_margin:
-        log(f"{to_midnight:.0f} s to midnight UTC: waiting until just after it")
-        time.sleep(to_midnight + 30)
+    # The test's dates are "yesterday" and the last three months (UTC).
+    wait_past_midnight(args.midnight_margin)
     t_start = time.monotonic()
     checks = Checks()
     stack_dir = Path(os.environ.get("STACK_DIR") or Path(tempfile.gettempdir()) / "engagelab-stack")
@@ -304,20 +340,7 @@ def run(args: argparse.Namespace) -> int:
     log(f"sandbox at {sandbox.url}, data available through {yesterday0:%Y-%m-%d} 00:00 UTC; "
         f"output files under {output}")
     conn = sandbox.airflow_connection(max_concurrent_requests=args.max_concurrent_requests, max_retry_wait=5)
-    env = dict(os.environ)
-    env.update({
-        "STACK_DIR": str(stack_dir),
-        "STACK_DAGS_FOLDER": str(args.dags_folder),
-        "STACK_WORKER_CONCURRENCY": str(args.worker_concurrency),
-        "AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(conn),
-        "ENGAGELAB_JOURNEY_IDS": ",".join(map(str, journey_ids)),
-        "ENGAGELAB_BATCH_SIZE": str(args.batch_size),
-        "ENGAGELAB_OUTPUT_PATH": output.as_uri(),
-        "ENGAGELAB_POOL": args.pool,
-        "ENGAGELAB_DEFERRABLE": "true",
-        "ENGAGELAB_POKE_INTERVAL": str(args.poke_interval),
-        "ENGAGELAB_TIMEZONE": "UTC",
-    })
+    env = example_dag_env(stack_dir, args, conn, journey_ids, output)
     sampler = MemorySampler(stack_dir)
     try:
         t0 = time.monotonic()

@@ -374,22 +374,11 @@ class Faults:
     # -- plumbing ---------------------------------------------------------------------------
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update({
-            "STACK_DIR": str(self.stack_dir),
-            "STACK_DAGS_FOLDER": str(self.args.dags_folder),
-            "STACK_WORKER_CONCURRENCY": str(self.args.worker_concurrency),
-            "AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(self.sandbox.airflow_connection(**self.conn_extra)),
-            "ENGAGELAB_JOURNEY_IDS": ",".join(map(str, self.journey_ids)),
-            "ENGAGELAB_BATCH_SIZE": str(self.args.batch_size),
-            "ENGAGELAB_OUTPUT_PATH": self.output.as_uri(),
-            "ENGAGELAB_POOL": self.args.pool,
-            "ENGAGELAB_DEFERRABLE": "true",
-            "ENGAGELAB_POKE_INTERVAL": str(self.args.poke_interval),
-            "ENGAGELAB_TIMEZONE": "UTC",
-            "ENGAGELAB_RETRY_DELAY": str(self.args.retry_delay),
-            "ENGAGELAB_COMMIT_LEASE_SECONDS": str(self.args.commit_lease_seconds),
-        })
+        env = base.example_dag_env(
+            self.stack_dir, self.args, self.sandbox.airflow_connection(**self.conn_extra), self.journey_ids,
+            self.output, ENGAGELAB_RETRY_DELAY=str(self.args.retry_delay),
+            ENGAGELAB_COMMIT_LEASE_SECONDS=str(self.args.commit_lease_seconds),
+        )
         env.update({f"STACK_AIRFLOW__{k}": v for k, v in AIRFLOW_SETTINGS.items()})
         return env
 
@@ -995,10 +984,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="leave the stack running and the output in place")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, base._interrupt)
-    to_midnight = 86400 - (time.time() % 86400)
-    if to_midnight < args.midnight_margin:
-        log(f"{to_midnight:.0f} s to midnight UTC: waiting until just after it")
-        time.sleep(to_midnight + 30)
+    base.wait_past_midnight(args.midnight_margin)
     return Faults(args).run()
 
 

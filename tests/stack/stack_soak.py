@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -52,21 +53,11 @@ REPO = Path(__file__).resolve().parents[2]
 LOOKBACK_DAYS = 2  # the daily DAG rewrites the two days before its own as well
 
 
+def utc_midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+
+
 # --- measuring --------------------------------------------------------------------------------
-
-
-def pss_kib(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            continue
-    return total
 
 
 def slope_per_hour(points: list[tuple[float, float]]) -> float | None:
@@ -140,11 +131,11 @@ class Sampler(threading.Thread):
             if leader is None:
                 continue
             direct = [leader, *kids.get(leader, ())]
-            mib = pss_kib(direct) / 1024
+            mib = base.pss_kib(direct) / 1024
             if mib:  # 0: the service died between its PID check and the reading
                 self.memory[name].append((now, mib))
             tree = self.stack.tree(name)
-            self.peak_with_tasks[name] = max(self.peak_with_tasks.get(name, 0.0), pss_kib(tree) / 1024)
+            self.peak_with_tasks[name] = max(self.peak_with_tasks.get(name, 0.0), base.pss_kib(tree) / 1024)
         counters = self.sandbox.counters()
         self.requests.append((now, counters["requests"]))
         self.max_in_flight = max(self.max_in_flight, counters["max_in_flight"])
@@ -180,14 +171,7 @@ def windows(today: date, months: int, daily_days: list[date]) -> list[tuple[date
     """The days written (the backfill's months and each daily run's day with its lookback),
     merged into disjoint ranges: each day is expected once."""
     spans = [(month_start(today, months).date(), month_start(today, 0).date() - timedelta(days=1))]
-    spans += [(d - timedelta(days=LOOKBACK_DAYS), d) for d in daily_days]
-    merged: list[tuple[date, date]] = []
-    for first, last in sorted(spans):
-        if merged and first <= merged[-1][1] + timedelta(days=1):
-            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
-        else:
-            merged.append((first, last))
-    return merged
+    return base.merge_spans(spans + [(d - timedelta(days=LOOKBACK_DAYS), d) for d in daily_days])
 
 
 class Soak:
@@ -201,13 +185,14 @@ class Soak:
         self.output = self.work / "output"
         now = datetime.now(timezone.utc)
         self.today = now.date()
-        self.today0 = datetime(self.today.year, self.today.month, self.today.day, tzinfo=timezone.utc)
         self.days = [self.today - timedelta(days=k) for k in range(args.daily_runs, 0, -1)]
         self.journey_ids = list(range(1001, 1001 + args.journeys))
         self.summary["started"] = now.isoformat(timespec="seconds")
-        first_cutoff = datetime(self.days[0].year, self.days[0].month, self.days[0].day, tzinfo=timezone.utc)
         self.sandbox = Sandbox(
-            port=free_port(), latency=args.latency, rate_limit=args.rate_limit, available_through=first_cutoff
+            port=free_port(),
+            latency=args.latency,
+            rate_limit=args.rate_limit,
+            available_through=utc_midnight(self.days[0]),
         )
         self.statsd = StatsdListener()
         # each task's own limit: together the pool's tasks stay under the API's limit (0: unpaced)
@@ -224,25 +209,14 @@ class Soak:
             self.conn_extra["requests_per_second"] = self.rps
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            {
-                "STACK_DIR": str(self.stack_dir),
-                "STACK_DAGS_FOLDER": str(self.args.dags_folder),
-                "STACK_WORKER_CONCURRENCY": str(self.args.worker_concurrency),
-                "AIRFLOW_CONN_ENGAGELAB_DEFAULT": json.dumps(
-                    self.sandbox.airflow_connection(**self.conn_extra)
-                ),
-                "ENGAGELAB_JOURNEY_IDS": ",".join(map(str, self.journey_ids)),
-                "ENGAGELAB_BATCH_SIZE": str(self.args.batch_size),
-                "ENGAGELAB_OUTPUT_PATH": self.output.as_uri(),
-                "ENGAGELAB_POOL": self.args.pool,
-                "ENGAGELAB_DEFERRABLE": "true",
-                "ENGAGELAB_POKE_INTERVAL": str(self.args.poke_interval),
-                "ENGAGELAB_TIMEZONE": "UTC",
-                "ENGAGELAB_RETRY_DELAY": "10",
-                "ENGAGELAB_COMMIT_LEASE_SECONDS": "20",
-            }
+        env = base.example_dag_env(
+            self.stack_dir,
+            self.args,
+            self.sandbox.airflow_connection(**self.conn_extra),
+            self.journey_ids,
+            self.output,
+            ENGAGELAB_RETRY_DELAY="10",
+            ENGAGELAB_COMMIT_LEASE_SECONDS="20",
         )
         settings = dict(AIRFLOW_SETTINGS)  # heartbeat and queued timeouts short: a worker dies
         settings.update(
@@ -262,9 +236,7 @@ class Soak:
         cutoff = self.days[0]
         while cutoff < self.today and not stop.wait(self.args.day_every):
             cutoff += timedelta(days=1)
-            self.sandbox.configure(
-                available_through=datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=timezone.utc)
-            )
+            self.sandbox.configure(available_through=utc_midnight(cutoff))
 
     def run(self) -> int:
         args = self.args
@@ -316,7 +288,7 @@ class Soak:
                 create_backfill(api, months[0], months[-2], timeout=120)
             day_starts = []
             for d in self.days:
-                start = datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+                start = utc_midnight(d)
                 day_starts.append(start)
                 api.trigger(DAILY_DAG, f"soak-day-{d.isoformat()}", start, start + timedelta(days=1))
             api.call("PATCH", f"/dags/{DAILY_DAG}", json={"is_paused": False})
@@ -392,8 +364,6 @@ class Soak:
             self.statsd.stop()
             self.sandbox.stop()
             if not args.keep:
-                import shutil
-
                 shutil.rmtree(self.work, ignore_errors=True)
         self.summary["wall_s"] = round(time.monotonic() - t_start, 1)
         (self.stack_dir / "soak-summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
@@ -610,10 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="leave the stack running and the output in place")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, base._interrupt)
-    to_midnight = 86400 - (time.time() % 86400)
-    if to_midnight < args.midnight_margin:
-        log(f"{to_midnight:.0f} s to midnight UTC: waiting until just after it")
-        time.sleep(to_midnight + 30)
+    base.wait_past_midnight(args.midnight_margin)
     return Soak(args).run()
 
 
