@@ -2,7 +2,7 @@
 # (lint + the whole suite; .ci/run calls it). Each creates and fills its virtual environment.
 # Others: `make bench` (benchmarks), `make stack-test` (distributed Airflow on Celery),
 # `make stack-faults` (the same stack under faults: a lost worker, scheduler and triggerer
-# restarts, the API unreachable), `make soak` (the same stack for an hour or more: a 12-month
+# restarts, the API unreachable), `make soak` (the same stack at scale, 15-30 min: a 12-month
 # backfill beside 14 daily runs at a 20 requests/s limit, one worker killed), `make
 # package-check` (build, twine check, install the wheel into a fresh venv), `make docs` (the
 # Sphinx docs in docs/, warnings as errors, into docs/_build/html).
@@ -70,7 +70,7 @@ stack-faults: $(STAMP)
 	VENV=$(VENV) STACK_DIR=$(STACK_FAULTS_DIR) STACK_DRIVER=tests/stack/stack_faults.py \
 		bash scripts/stack.sh test $(STACK_ARGS)
 
-# Not in CI (an hour or more); SOAK_ARGS e.g. "--months 3 --journeys 500" for a shorter one.
+# Not in CI (15 min at the defaults, 30 min with --months 36); SOAK_ARGS e.g. "--months 3 --journeys 500" for a shorter one.
 # statsd: Airflow sends the scheduler's loop time over StatsD only with that package.
 STACK_SOAK_DIR ?= $(or $(TMPDIR),/tmp)/engagelab-soak
 soak: $(STAMP)
