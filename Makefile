@@ -70,7 +70,8 @@ stack-faults: $(STAMP)
 	VENV=$(VENV) STACK_DIR=$(STACK_FAULTS_DIR) STACK_DRIVER=tests/stack/stack_faults.py \
 		bash scripts/stack.sh test $(STACK_ARGS)
 
-# Not in CI (15 min at the defaults, 30 min with --months 36); SOAK_ARGS e.g. "--months 3 --journeys 500" for a shorter one.
+# Not in CI: 15 min at the defaults, 30 min with SOAK_ARGS="--months 36"; SOAK_ARGS e.g.
+# "--months 3 --journeys 500" for a shorter one.
 # statsd: Airflow sends the scheduler's loop time over StatsD only with that package.
 STACK_SOAK_DIR ?= $(or $(TMPDIR),/tmp)/engagelab-soak
 soak: $(STAMP)

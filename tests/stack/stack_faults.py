@@ -979,9 +979,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-delay", type=int, default=10, help="ENGAGELAB_RETRY_DELAY of the backfill DAG")
     p.add_argument("--commit-lease-seconds", type=int, default=10)
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for each step")
-    # 292 s measured from the start to the end on a quiet machine, 931-1,111 s under a load
-    # average of 10-12: the daily DAG is unpaused in the last phase, and a midnight before its end
-    # would add a scheduled run.
+    # The daily DAG is unpaused in the last phase: a midnight before the end would add a
+    # scheduled run. 900 s is three times a quiet run (285-308 s measured); under a load average
+    # of 10-12 a run took up to 1,111 s and needs a larger margin.
     p.add_argument("--midnight-margin", type=float, default=900,
                    help="start only if at least this many seconds remain before midnight UTC")
     p.add_argument("--keep", action="store_true", help="leave the stack running and the output in place")

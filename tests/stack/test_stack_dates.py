@@ -76,7 +76,7 @@ def test_written_windows_of_the_longer_scenarios(today, lookback_days, months, w
     assert driver.written_windows(today, lookback_days=lookback_days, months=months) == windows
 
 
-@pytest.mark.parametrize(("lookback_days", "months"), [(3, 9), (15, 12)])
+@pytest.mark.parametrize(("lookback_days", "months"), [(3, 9), (15, 12), (15, 36)])  # 36: the longer soak
 def test_every_day_is_covered_once_by_the_longer_scenarios(lookback_days, months):
     for start in (date(2027, 1, 1), date(2028, 1, 1)):
         for offset in range(366):
